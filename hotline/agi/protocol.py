@@ -1,0 +1,383 @@
+"""Sans-I/O core of the Asterisk Gateway Interface (AGI), the script side.
+
+Theory of operation (after h11): the connection is a small state machine fed with bytes from
+Asterisk (:meth:`AGIConnection.receive_data`, ``b""`` for end of stream) and drained of events
+(:meth:`AGIConnection.next_event`, which returns :data:`NEED_DATA` when a line is incomplete).
+Commands become bytes with :meth:`AGIConnection.send`. Nothing here touches a socket or a loop,
+so the same core serves FastAGI over asyncio, process AGI on pipes, and the benchmarks.
+
+The wire, as Asterisk's ``res_agi`` speaks it:
+
+* first an environment block, ``agi_key: value`` lines ended by an empty line;
+* then strictly one command line from us, one response from Asterisk:
+  ``200 result=<r> [(data)] [endpos=<n>]``; ``100 result=0 Trying...`` before the final answer
+  of some commands (GOSUB); ``510 Invalid or unknown command``; ``511 Command Not Permitted on a
+  dead channel or intercepted subroutine``; ``520-…`` usage lines closed by ``520 End of proper
+  usage.``;
+* a bare ``HANGUP`` line whenever the channel hangs up, also in the middle of a command, after
+  which the pending command still gets its response.
+
+Anything else from Asterisk is a :class:`RemoteProtocolError`; anything illegal we try to send
+(a newline in an argument, a command over Asterisk's buffer) is a :class:`LocalProtocolError`.
+Both derive from :class:`AGIProtocolError`, the only exception the parser raises.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+from urllib.parse import parse_qsl
+
+# Asterisk reads a command into a buffer of AGI_BUF_LEN (2048) bytes and splits it into at most
+# MAX_ARGS (128) words; longer lines are cut, so we refuse to send them.
+MAX_COMMAND_BYTES: Final = 2047
+MAX_COMMAND_ARGS: Final = 127
+# Limits on what we accept, so a hostile or broken peer cannot make us buffer without end.
+MAX_LINE_BYTES: Final = 16 * 1024
+MAX_ENV_LINES: Final = 512
+MAX_USAGE_LINES: Final = 256
+
+
+class AGIError(Exception):
+    """Base of every AGI error in hotline (see :mod:`hotline.agi.channel` for the others)."""
+
+
+class AGIProtocolError(AGIError):
+    """Base of every error the protocol core raises."""
+
+
+class RemoteProtocolError(AGIProtocolError):
+    """Asterisk (or whatever is on the other end) sent something that is not AGI."""
+
+
+class LocalProtocolError(AGIProtocolError):
+    """We tried to send something AGI cannot carry, or at the wrong time."""
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The ``agi_*`` block Asterisk sends first."""
+
+    variables: Mapping[str, str]
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.variables.get(key, default)
+
+    @property
+    def unique_id(self) -> str:
+        return self.get("agi_uniqueid")
+
+    @property
+    def caller_number(self) -> str:
+        return self.get("agi_callerid")
+
+    @property
+    def channel(self) -> str:
+        return self.get("agi_channel")
+
+    @property
+    def network_script(self) -> str:
+        """``agi_network_script``: the part of ``agi://host:port/<this>`` after the slash."""
+        return self.get("agi_network_script")
+
+    @property
+    def script(self) -> str:
+        """The script path without its query string, and without leading or trailing slashes."""
+        return self.network_script.split("?", 1)[0].strip("/")
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        """Query-string parameters of the FastAGI URL (``agi://h/ivr?lang=zh``)."""
+        parts = self.network_script.split("?", 1)
+        if len(parts) < 2:
+            return MappingProxyType({})
+        return MappingProxyType(dict(parse_qsl(parts[1], keep_blank_values=True)))
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """``agi_arg_1`` … ``agi_arg_N`` in order (the AGI() application's extra arguments)."""
+        out: list[str] = []
+        n = 1
+        while f"agi_arg_{n}" in self.variables:
+            out.append(self.variables[f"agi_arg_{n}"])
+            n += 1
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A ``200`` reply: ``result=`` value, the optional ``(data)`` and ``endpos=``."""
+
+    result: str
+    data: str | None = None
+    endpos: int | None = None
+    line: str = ""
+
+    @property
+    def result_int(self) -> int | None:
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Trying:
+    """``100 result=0 Trying...``: the final response follows."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidCommand:
+    """``510``: Asterisk does not know the command."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadChannel:
+    """``511``: the command is not permitted on a dead channel."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageError:
+    """``520``: bad syntax; ``lines`` holds the usage text Asterisk sent."""
+
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HangupNotice:
+    """A bare ``HANGUP`` line: the channel hung up. A pending command still gets its reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Asterisk closed the stream."""
+
+
+Event = (
+    Environment
+    | Response
+    | Trying
+    | InvalidCommand
+    | DeadChannel
+    | UsageError
+    | HangupNotice
+    | Closed
+)
+FINAL_REPLIES = (Response, InvalidCommand, DeadChannel, UsageError)
+
+
+class State(enum.Enum):
+    ENVIRONMENT = "environment"  # reading the agi_* block
+    IDLE = "idle"  # our turn: send a command
+    AWAITING = "awaiting"  # a command is out, its reply is not complete
+    USAGE = "usage"  # inside a 520 block
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One AGI command: a verb of one or more words and its arguments."""
+
+    verb: str
+    args: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        if not _VERB.fullmatch(self.verb):
+            raise LocalProtocolError(f"not an AGI verb: {self.verb!r}")
+        if len(self.args) > MAX_COMMAND_ARGS - len(self.verb.split()):
+            raise LocalProtocolError(f"too many arguments for {self.verb}: {len(self.args)}")
+        words = [self.verb, *(quote(a) for a in self.args)]
+        data = (" ".join(words) + "\n").encode("utf-8")
+        if len(data) > MAX_COMMAND_BYTES:
+            raise LocalProtocolError(f"{self.verb} is {len(data)} bytes, over Asterisk's buffer")
+        return data
+
+
+_VERB = re.compile(r"[A-Z]+( [A-Z]+)*")
+_SAFE = re.compile(r"[^\s\"\\]+")
+
+
+def quote(arg: str) -> str:
+    """Quote one argument the way ``res_agi``'s ``parse_args`` reads it back."""
+    if any(c in arg for c in "\r\n\0"):
+        raise LocalProtocolError(f"argument carries a line break or NUL: {arg!r}")
+    if _SAFE.fullmatch(arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_STATUS = re.compile(r"(\d{3})([ -])(.*)")
+_RESULT = re.compile(r"result=(\S*)(.*)")
+_ENDPOS = re.compile(r"\s*endpos=(-?\d+)\s*$")
+
+
+def parse_response(line: str) -> Response:
+    """Parse the text of a 200 line after ``200 ``."""
+    m = _RESULT.fullmatch(line)
+    if m is None:
+        raise RemoteProtocolError(f"200 reply without result=: {line[:80]!r}")
+    result, rest = m.group(1), m.group(2)
+    endpos = None
+    e = _ENDPOS.search(rest)
+    if e is not None:
+        endpos = int(e.group(1))
+        rest = rest[: e.start()]
+    rest = rest.strip()
+    data = None
+    if rest.startswith("(") and rest.endswith(")"):
+        data = rest[1:-1]
+    elif rest:
+        data = rest  # e.g. "Gosub complete"; kept verbatim
+    return Response(result=result, data=data, endpos=endpos, line=line)
+
+
+@dataclass(slots=True)
+class AGIConnection:
+    """The script's side of one AGI conversation."""
+
+    state: State = State.ENVIRONMENT
+    hung_up: bool = False
+    _buffer: bytearray = field(default_factory=bytearray)
+    _eof: bool = False
+    _env: dict[str, str] = field(default_factory=dict)
+    _usage: list[str] = field(default_factory=list)
+    _pending: Command | None = None
+
+    # -- bytes in ---------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        if self._eof:
+            if data:
+                raise RemoteProtocolError("data after end of stream")
+            return
+        if not data:
+            self._eof = True
+            return
+        self._buffer += data
+
+    def _next_line(self) -> str | None:
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            if len(self._buffer) > MAX_LINE_BYTES:
+                raise RemoteProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+            return None
+        if end > MAX_LINE_BYTES:
+            raise RemoteProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+        raw = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return raw.rstrip(b"\r").decode("utf-8", errors="replace")
+
+    # -- events out -------------------------------------------------------------------------
+    def next_event(self) -> Event | _NeedData:
+        while True:
+            if self.state is State.CLOSED:
+                return Closed()
+            line = self._next_line()
+            if line is None:
+                return self._close() if self._eof else NEED_DATA
+            event = self._on_line(line)
+            if event is not None:
+                return event
+
+    def _on_line(self, line: str) -> Event | None:
+        if line == "HANGUP" and self.state is not State.ENVIRONMENT:
+            self.hung_up = True
+            return HangupNotice()
+        if self.state is State.ENVIRONMENT:
+            return self._env_line(line)
+        if self.state is State.USAGE:
+            return self._usage_line(line)
+        if self.state is State.IDLE:
+            raise RemoteProtocolError(f"unsolicited line from Asterisk: {line[:80]!r}")
+        return self._reply_line(line)
+
+    def _close(self) -> Closed:
+        if self.state is State.ENVIRONMENT and self._env:
+            self.state = State.CLOSED
+            raise RemoteProtocolError("stream ended inside the environment block")
+        self.state = State.CLOSED
+        if self._buffer:
+            raise RemoteProtocolError("stream ended inside a line")
+        return Closed()
+
+    def _env_line(self, line: str) -> Environment | None:
+        if line == "":
+            if not self._env:
+                raise RemoteProtocolError("empty environment block")
+            self.state = State.IDLE
+            return Environment(MappingProxyType(dict(self._env)))
+        key, sep, value = line.partition(":")
+        if not sep or not key.startswith("agi_") or not key.replace("_", "").isalnum():
+            raise RemoteProtocolError(f"not an environment line: {line[:80]!r}")
+        if len(self._env) >= MAX_ENV_LINES:
+            raise RemoteProtocolError(f"environment over {MAX_ENV_LINES} lines")
+        self._env[key] = value.strip()
+        return None
+
+    def _reply_line(self, line: str) -> Event | None:
+        m = _STATUS.fullmatch(line)
+        if m is None:
+            raise RemoteProtocolError(f"not an AGI status line: {line[:80]!r}")
+        code, sep, text = m.group(1), m.group(2), m.group(3)
+        if code == "520" and sep == "-":
+            self.state = State.USAGE
+            self._usage = [line]
+            return None
+        if sep != " ":
+            raise RemoteProtocolError(f"continuation line outside a 520 block: {line[:80]!r}")
+        if code == "100":
+            return Trying(line)
+        self.state = State.IDLE
+        self._pending = None
+        if code == "200":
+            return parse_response(text)
+        if code == "510":
+            return InvalidCommand(line)
+        if code == "511":
+            return DeadChannel(line)
+        if code == "520":
+            return UsageError((line,))
+        raise RemoteProtocolError(f"unknown AGI status {code}: {line[:80]!r}")
+
+    def _usage_line(self, line: str) -> Event | None:
+        self._usage.append(line)
+        if line.startswith("520 "):
+            self.state = State.IDLE
+            self._pending = None
+            lines, self._usage = tuple(self._usage), []
+            return UsageError(lines)
+        if len(self._usage) > MAX_USAGE_LINES:
+            raise RemoteProtocolError(f"520 usage block over {MAX_USAGE_LINES} lines")
+        return None
+
+    # -- commands out -----------------------------------------------------------------------
+    def send(self, command: Command) -> bytes:
+        if self.state is not State.IDLE:
+            raise LocalProtocolError(f"cannot send {command.verb} while {self.state.value}")
+        data = command.encode()
+        self.state = State.AWAITING
+        self._pending = command
+        return data
+
+    @property
+    def pending(self) -> Command | None:
+        return self._pending

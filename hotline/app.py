@@ -1,0 +1,164 @@
+"""The composition root: settings in, a running backend out.
+
+The aiohttp application owns every lifecycle (after aio-libs/aiohttp): the database engine, the
+Redis client, the journal writer, the FastAGI server and the heartbeat task are set up in
+``cleanup_ctx`` generators, stored under typed ``web.AppKey`` keys and torn down in reverse
+order. Nothing opens a connection at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hotline import db
+from hotline import web as http
+from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
+from hotline.appkeys import AGI, CLOCK, ENGINE, JOURNAL, LIVE, NODE, SETTINGS
+from hotline.clock import Clock, SystemClock
+from hotline.config.settings import Settings
+from hotline.ivr.inbound import JournalWriter, Menu, inbound_handler
+from hotline.ivr.journal_sql import SqlCallJournal
+from hotline.privacy import mask_phone
+from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
+
+log = logging.getLogger(__name__)
+
+STATE_TIMEOUT = 0.5  # seconds a live call may wait on shared state before we go on without it
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What handlers need, resolved once at start-up."""
+
+    node: str
+    live: LiveCalls
+    clock: Clock
+
+
+def node_name(settings: Settings) -> str:
+    return settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def tracked(handler: Handler, services: Services) -> Handler:
+    """Register the session in shared state while it runs; shared state never blocks a call."""
+
+    async def run(session: AGISession) -> None:
+        live = LiveCall(
+            call_id=session.call_id,
+            node=services.node,
+            script=session.script,
+            caller=mask_phone(session.env.caller_number),
+            started=time.time(),
+        )
+        await _best_effort(services.live.add(live), "register live call")
+        try:
+            await handler(session)
+        finally:
+            await _best_effort(services.live.remove(live.call_id), "unregister live call")
+
+    return run
+
+
+async def _best_effort(coro: object, what: str) -> None:
+    try:
+        await asyncio.wait_for(coro, STATE_TIMEOUT)  # type: ignore[arg-type]
+    except Exception as exc:
+        log.warning("shared state: could not %s: %s", what, exc)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = db.make_engine(app[SETTINGS].database.url)
+    try:
+        await db.check_migrated(engine)
+        app[ENGINE] = engine
+        app[JOURNAL] = SqlCallJournal(engine)
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _shared_state(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.redis.url:
+        app[LIVE] = MemoryLiveCalls()
+        yield
+        return
+    redis = Redis.from_url(settings.redis.url, decode_responses=True)
+    try:
+        await redis.ping()
+        app[LIVE] = RedisLiveCalls(redis, settings.redis.key_prefix)
+        heartbeat = asyncio.create_task(_heartbeat(app[LIVE], app[NODE]))
+        yield
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    finally:
+        await redis.aclose()
+
+
+async def _heartbeat(live: LiveCalls, node: str) -> None:
+    while True:
+        await _best_effort(live.heartbeat(node), "beat the node heartbeat")
+        await asyncio.sleep(10)
+
+
+async def _fastagi(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    writer = JournalWriter(app[JOURNAL])
+    services = Services(node=app[NODE], live=app[LIVE], clock=app[CLOCK])
+    menu = Menu(settings.ivr.menu, settings.ivr.digit_timeout_ms, settings.ivr.attempts)
+    router = Router()
+    router.add("ivr", tracked(inbound_handler(menu, writer, app[CLOCK].now), services))
+    server = FastAGIServer(
+        router,
+        host=settings.server.agi_host,
+        port=settings.server.agi_port,
+        idle_timeout=settings.server.agi_idle_timeout,
+        max_connections=settings.server.agi_max_connections,
+    )
+    await server.start()
+    app[AGI] = server
+    yield
+    await server.close(settings.server.shutdown_grace)
+    await writer.drain()
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[NODE] = node_name(settings)
+    app.cleanup_ctx.extend([_database, _shared_state, _fastagi])
+    http.setup(app)
+    return app
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully."""
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.server.http_host, settings.server.http_port)
+        await site.start()
+        log.info("HTTP on http://%s:%d", settings.server.http_host, settings.server.http_port)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("backend ready (node %s)", app[NODE])
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,20 @@
+"""Typed keys of what the aiohttp application owns (set up in :mod:`hotline.app`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.agi.fastagi import FastAGIServer
+from hotline.clock import Clock
+from hotline.config.settings import Settings
+from hotline.ivr.journal import CallJournal
+from hotline.state import LiveCalls
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+ENGINE = web.AppKey("engine", AsyncEngine)
+JOURNAL = web.AppKey("journal", CallJournal)
+LIVE = web.AppKey("live", LiveCalls)
+AGI = web.AppKey("agi", FastAGIServer)
+NODE = web.AppKey("node", str)

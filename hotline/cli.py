@@ -1,0 +1,282 @@
+"""The ``hotline`` command.
+
+Exit codes: 0 success; 1 a step failed (the message says which and why); 2 bad configuration,
+bad usage, or a database that needs ``hotline db upgrade``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from hotline.config.settings import Settings, SettingsError, load_settings, unknown_env
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log.level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# -- serve / db -------------------------------------------------------------------------------
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.app import serve
+    from hotline.db import NotMigrated
+
+    try:
+        asyncio.run(serve(settings))
+    except NotMigrated as exc:
+        raise CommandError(f"refusing to start: {exc}", EXIT_CONFIG) from None
+    except OSError as exc:
+        raise CommandError(f"cannot start: {exc}") from None
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import db
+
+    async def run() -> str | None:
+        engine = db.make_engine(settings.database.url)
+        try:
+            if args.action == "upgrade":
+                await db.upgrade(engine)
+            return await db.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        revision = asyncio.run(run())
+    except OSError as exc:
+        raise CommandError(f"cannot reach the database: {exc}") from None
+    head = db.head_revision()
+    print(f"database revision: {revision or 'none'} (code head: {head})")
+    return 0
+
+
+# -- prompts ----------------------------------------------------------------------------------
+def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.ivr.prompts import PromptError, build_prompts
+
+    try:
+        built = build_prompts(settings.prompts)
+    except PromptError as exc:
+        raise CommandError(str(exc)) from None
+    for b in built:
+        print(f"{b.source:9} {b.path}")
+    return 0
+
+
+# -- lab --------------------------------------------------------------------------------------
+def _lab(settings: Settings):  # type: ignore[no-untyped-def]
+    from hotline.lab.instance import Lab
+
+    return Lab(settings)
+
+
+def lab_up(settings: Settings) -> None:
+    from hotline.ivr.prompts import PromptError, build_prompts
+    from hotline.lab.root import LabError
+
+    lab = _lab(settings)
+    try:
+        build_prompts(settings.prompts)
+        status = lab.up(settings.prompts.build_dir)
+    except (LabError, PromptError) as exc:
+        raise CommandError(f"lab: {exc}") from None
+    print(
+        f"lab {settings.lab.instance}: Asterisk {status.version} running (pid {status.pid}); "
+        f"SIP udp 127.0.0.1:{settings.lab.sip_port}, ARI {lab.ari_url}, "
+        f"AMI 127.0.0.1:{settings.lab.ami_port}"
+    )
+
+
+def cmd_lab(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.lab.root import LabError
+
+    lab = _lab(settings)
+    try:
+        if args.action == "up":
+            lab_up(settings)
+        elif args.action == "down":
+            was = lab.down()
+            print(f"lab {settings.lab.instance}: " + ("stopped" if was else "was not running"))
+        elif args.action == "status":
+            st = lab.status()
+            if not st.running:
+                print(f"lab {settings.lab.instance}: not running")
+                return 3
+            print(
+                f"lab {settings.lab.instance}: running, pid {st.pid}, "
+                f"{'Asterisk ' + st.version if st.version else st.detail}"
+            )
+            print(f"root {lab.root}\nhome {lab.home}")
+        elif args.action == "logs":
+            return _lab_logs(lab, args)
+        elif args.action == "call":
+            return _lab_call(settings, lab, args)
+    except LabError as exc:
+        raise CommandError(f"lab: {exc}") from None
+    return 0
+
+
+def _lab_logs(lab, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    sys.stdout.write(lab.tail(lab.log_file, args.lines))
+    if not args.follow:
+        return 0
+    with open(lab.log_file, errors="replace") as fh:
+        fh.seek(0, 2)
+        try:
+            while True:
+                line = fh.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.3)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _lab_call(settings: Settings, lab, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from hotline.lab.calls import observe_call
+    from hotline.lab.sipp import CallPlan
+
+    if not lab.status().running:
+        raise CommandError("lab: not running; start it with `hotline lab up`")
+    caller = args.caller or "138" + "".join(random.choice("0123456789") for _ in range(8))
+    try:
+        plan = CallPlan(
+            number=args.number, caller=caller, dtmf=args.dtmf or "", hold_ms=args.hold_ms
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_CONFIG) from None
+    print(f"calling {plan.number} from {plan.caller}, DTMF {plan.dtmf or '(none)'} …")
+    observed = asyncio.run(observe_call(lab, plan))
+    for line in observed.summary():
+        print(line)
+    return 0 if observed.call.ok else EXIT_FAILED
+
+
+# -- run (the main job) -----------------------------------------------------------------------
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    cmd_prompts(settings, args)
+    args.action = "upgrade"
+    cmd_db(settings, args)
+    if not args.no_lab:
+        lab_up(settings)
+    http = f"http://{settings.server.http_host}:{settings.server.http_port}"
+    print(
+        "\n"
+        "  12345 hotline backend is starting.\n"
+        f"  FastAGI  agi://{settings.server.agi_host}:{settings.server.agi_port}/ivr\n"
+        f"  Health   {http}/healthz\n"
+        f"  Console  {http}/console/   (the agent console will be served here)\n"
+        "  Place a citizen call into the lab from another terminal:\n"
+        "      .venv/bin/hotline lab call 12345 --dtmf 1\n"
+        "  Watch Asterisk:  .venv/bin/hotline lab logs --follow\n"
+        "  Stop with Ctrl-C (the lab stops with the backend).\n",
+        flush=True,
+    )
+    try:
+        return cmd_serve(settings, args)
+    finally:
+        if not args.no_lab:
+            _lab(settings).down()
+            print(f"lab {settings.lab.instance}: stopped")
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    for section in fields(settings):
+        values = asdict(getattr(settings, section.name))
+        print(f"[{section.name}]")
+        for key, value in values.items():
+            shown = {k: v for k, v in value.items()} if isinstance(value, dict) else value
+            print(f"{key} = {str(shown) if isinstance(shown, Path) else shown!r}")
+        print()
+    return 0
+
+
+# -- argument parsing -------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotline", description="12345 hotline backend")
+    p.add_argument("--config", metavar="FILE", help="TOML settings file (or HOTLINE_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the backend (HTTP + FastAGI)")
+    run = sub.add_parser("run", help="the main job: prompts, database, lab, backend")
+    run.add_argument("--no-lab", action="store_true", help="do not start the Asterisk lab")
+
+    dbp = sub.add_parser("db", help="database migrations")
+    dbp.add_argument("action", choices=["upgrade", "current"])
+
+    pr = sub.add_parser("prompts", help="IVR prompts")
+    pr.add_argument("action", choices=["build"])
+
+    lab = sub.add_parser("lab", help="the Asterisk lab (real Asterisk + SIPp on loopback)")
+    lab_sub = lab.add_subparsers(dest="action", required=True)
+    lab_sub.add_parser("up", help="build the root if needed, render config, start Asterisk")
+    lab_sub.add_parser("down", help="stop Asterisk")
+    lab_sub.add_parser("status", help="is it running (exit 3 when not)")
+    logs = lab_sub.add_parser("logs", help="Asterisk's messages log")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.add_argument("-f", "--follow", action="store_true")
+    call = lab_sub.add_parser("call", help="place a citizen call with SIPp")
+    call.add_argument("number", help="number to dial, e.g. 12345")
+    call.add_argument("--dtmf", default="", help="keys to press after the answer (RFC 2833)")
+    call.add_argument("--caller", default="", help="caller number (default: random 138…)")
+    call.add_argument("--hold-ms", type=int, default=4000, help="listen after the last key")
+
+    cfg = sub.add_parser("config", help="settings")
+    cfg.add_argument("action", choices=["show"])
+    return p
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "run": cmd_run,
+    "db": cmd_db,
+    "prompts": cmd_prompts,
+    "lab": cmd_lab,
+    "config": cmd_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    for name in unknown_env():
+        print(f"hotline: warning: {name} names no setting (ignored)", file=sys.stderr)
+    _setup_logging(settings)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except CommandError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

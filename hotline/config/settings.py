@@ -1,0 +1,319 @@
+"""One typed, frozen settings object: defaults <- optional TOML file <- ``HOTLINE_*`` environment.
+
+Every setting has a dotted key ``section.name``; its environment variable is
+``HOTLINE_SECTION_NAME`` (so ``database.url`` is ``HOTLINE_DATABASE_URL``). A value that does
+not fit raises :class:`SettingsError` naming the key, where it came from and the expected form;
+the CLI turns that into a one-line message and exit code 2.
+
+With nothing set, the backend runs embedded: SQLite under ``./var/``, in-process shared state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+ENV_PREFIX = "HOTLINE_"
+CONFIG_ENV = "HOTLINE_CONFIG"  # path of the TOML file, same as --config
+
+
+class SettingsError(Exception):
+    """A setting has a value that does not fit; names the key and the expected form."""
+
+    def __init__(self, key: str, source: str, expected: str, got: object) -> None:
+        self.key = key
+        self.source = source
+        self.expected = expected
+        self.got = got
+        super().__init__(f"invalid setting {key} (from {source}): expected {expected}, got {got!r}")
+
+
+Check = Callable[[Any], str | None]  # returns the expected form when the value is wrong
+
+
+def _port(v: int) -> str | None:
+    return None if 1 <= v <= 65535 else "an integer between 1 and 65535"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "a number greater than 0"
+
+
+def _url(*schemes: str) -> Check:
+    def check(v: str) -> str | None:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if v == "" and "" in schemes:
+            return None
+        if scheme in schemes:
+            return None
+        shown = " or ".join(f"{s}://…" for s in schemes if s)
+        shown += " or empty" if "" in schemes else ""
+        return f"a URL like {shown}"
+
+    return check
+
+
+def _one_of(*allowed: str) -> Check:
+    return lambda v: None if v in allowed else "one of " + ", ".join(allowed)
+
+
+def _timezone(v: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "an IANA time zone such as Asia/Shanghai"
+    return None
+
+
+def _digit_map(v: dict[str, str]) -> str | None:
+    for digit, route in v.items():
+        if len(digit) != 1 or digit not in "0123456789*#" or not route.isidentifier():
+            return "a table of single DTMF keys (0-9, *, #) to route names (letters, _)"
+    return None
+
+
+def setting(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"check": check, "doc": doc})
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    http_host: str = setting("127.0.0.1", doc="HTTP API / agent console bind address")
+    http_port: int = setting(8080, _port)
+    agi_host: str = setting("127.0.0.1", doc="FastAGI bind address (Asterisk connects here)")
+    agi_port: int = setting(4573, _port)
+    agi_idle_timeout: float = setting(30.0, _positive, "seconds without a reply from Asterisk")
+    agi_max_connections: int = setting(1000, _positive, "concurrent AGI sessions per node")
+    shutdown_grace: float = setting(10.0, _positive, "seconds running calls get on shutdown")
+    node_id: str = setting("", doc="name of this backend node; empty: host name and pid")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = setting(
+        "sqlite+aiosqlite:///var/hotline.db",
+        _url("sqlite+aiosqlite", "postgresql+asyncpg"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str = setting("", _url("", "redis", "rediss", "unix"), "empty: in-process state")
+    key_prefix: str = setting("hotline:")
+
+
+@dataclass(frozen=True, slots=True)
+class CitySettings:
+    timezone: str = setting("Asia/Shanghai", _timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = setting("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+DEFAULT_MENU = {
+    "1": "consultation",
+    "2": "help",
+    "3": "complaint",
+    "4": "suggestion",
+    "0": "operator",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IvrSettings:
+    menu: dict[str, str] = setting(DEFAULT_MENU, _digit_map, "DTMF key -> route")
+    digit_timeout_ms: int = setting(5000, _positive)
+    attempts: int = setting(3, _positive, "menu tries before the operator")
+
+
+DEFAULT_TEXTS = {
+    "welcome": "您好，欢迎致电幺二三四五政务服务便民热线。",
+    "emergency_notice": "如遇匪警、火警、医疗急救，请直接拨打幺幺零、幺幺九、幺二零。",
+    "menu": "咨询请按1，求助请按2，投诉举报请按3，建议请按4，人工服务请按0。",
+    "invalid": "您的输入有误，请重新选择。",
+    "transfer": "正在为您转接，请稍候。",
+    "fallback": "系统繁忙，正在为您转接人工服务，请稍候。",
+    "voicemail": "现在无人接听，请在提示音后留言，留言后请挂机，我们会尽快回复您。",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSettings:
+    build_dir: Path = setting(Path("var/prompts"), doc="generated WAV files")
+    recorded_dir: Path = setting(Path("prompts"), doc="recorded WAVs that replace generated ones")
+    # espeak-ng 1.51's plain `cmn` voice spells the pinyin of its own dictionary as English
+    # letters; `cmn-latn-pinyin` reads the same Chinese text as Mandarin.
+    voice: str = setting("cmn-latn-pinyin", doc="espeak-ng voice")
+    speed: int = setting(150, _positive, "espeak-ng words per minute")
+    texts: dict[str, str] = setting(DEFAULT_TEXTS)
+
+
+@dataclass(frozen=True, slots=True)
+class LabSettings:
+    cache_dir: Path = setting(Path("/var/cache/hotline-lab"), doc="built roots, outside the repo")
+    mirror: str = setting("", _url("", "http", "https"), "empty: read the host's apt sources")
+    suite: str = setting("sid")
+    instance: str = setting("main", doc="name of this Asterisk instance inside the root")
+    sip_port: int = setting(5060, _port)
+    http_port: int = setting(8088, _port)
+    ami_port: int = setting(5038, _port)
+    rtp_start: int = setting(10000, _port)
+    rtp_end: int = setting(10999, _port)
+    start_timeout: float = setting(60.0, _positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    city: CitySettings = field(default_factory=CitySettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    ivr: IvrSettings = field(default_factory=IvrSettings)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    lab: LabSettings = field(default_factory=LabSettings)
+
+
+T = TypeVar("T")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _to_bool(raw: Any, from_env: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if from_env and str(raw).lower() in _TRUE + _FALSE:
+        return str(raw).lower() in _TRUE
+    raise ValueError("true or false")
+
+
+def _to_int(raw: Any, from_env: bool) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if from_env and str(raw).strip().lstrip("-").isdigit():
+        return int(str(raw).strip())
+    raise ValueError("an integer")
+
+
+def _to_float(raw: Any, from_env: bool) -> float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if from_env:
+        try:
+            return float(str(raw))
+        except ValueError:
+            pass
+    raise ValueError("a number")
+
+
+def _to_str(raw: Any, from_env: bool) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise ValueError("a string")
+
+
+def _to_path(raw: Any, from_env: bool) -> Path:
+    if isinstance(raw, str) and raw:
+        return Path(raw)
+    raise ValueError("a path")
+
+
+def _to_table(raw: Any, from_env: bool) -> dict[str, str]:
+    if isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values()):
+        return {str(k): v for k, v in raw.items()}
+    raise ValueError("a table of strings (set it in the TOML file)")
+
+
+_COERCE: dict[Any, Callable[[Any, bool], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+    Path: _to_path,
+    dict[str, str]: _to_table,
+}
+
+
+def _build_section(
+    cls: type[T], name: str, file_values: Mapping[str, Any], env: Mapping[str, str], origin: str
+) -> T:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in file_values:
+        if key not in known:
+            expected = "a known setting: " + ", ".join(sorted(known))
+            raise SettingsError(f"{name}.{key}", origin, expected, key)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = f"{name}.{f.name}"
+        env_name = f"{ENV_PREFIX}{name}_{f.name}".upper()
+        if env_name in env:
+            raw, source, from_env = env[env_name], env_name, True
+        elif f.name in file_values:
+            raw, source, from_env = file_values[f.name], origin, False
+        else:
+            continue
+        try:
+            value = _COERCE[hints[f.name]](raw, from_env)
+        except ValueError as exc:
+            raise SettingsError(key, source, str(exc), raw) from None
+        check: Check | None = f.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise SettingsError(key, source, problem, raw)
+        values[f.name] = value
+    return cls(**values)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults <- TOML file <- environment. Raises SettingsError on any unfit value."""
+    env = dict(os.environ) if env is None else dict(env)
+    path = config_file if config_file is not None else env.get(CONFIG_ENV) or None
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SettingsError("--config", str(path), "an existing TOML file", str(path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("--config", str(path), f"valid TOML ({exc})", str(path)) from None
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    for name, value in data.items():
+        if name not in sections:
+            raise SettingsError(name, origin, "a known section: " + ", ".join(sections), name)
+        if not isinstance(value, dict):
+            raise SettingsError(name, origin, "a [section] table", value)
+    hints = get_type_hints(Settings)
+    built = {
+        name: _build_section(hints[name], name, data.get(name, {}), env, origin)
+        for name in sections
+    }
+    return Settings(**built)
+
+
+def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """HOTLINE_* variables that name no setting (likely typos); the CLI warns about them."""
+    env = dict(os.environ) if env is None else env
+    known = {CONFIG_ENV}
+    hints = get_type_hints(Settings)
+    for section in dataclasses.fields(Settings):
+        for f in dataclasses.fields(hints[section.name]):
+            known.add(f"{ENV_PREFIX}{section.name}_{f.name}".upper())
+    return sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)

@@ -1,0 +1,102 @@
+"""Prompts: texts from config -> Mandarin WAV (espeak-ng + sox, 8 kHz mono 16-bit).
+
+A recorded file ``<recorded_dir>/<name>.wav`` replaces the generated one of the same name.
+Generated files are cached by a hash of (voice, speed, text): ``manifest.json`` in the build
+directory remembers the hash each file was made from, so an unchanged text is not spoken again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.config.settings import PromptSettings
+
+
+class PromptError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    name: str
+    path: Path
+    source: str  # "generated", "cached" or "recorded"
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise PromptError(
+            f"{name} is not installed; install it with `apt-get install -y {package}`"
+        )
+    return path
+
+
+def _key(settings: PromptSettings, text: str) -> str:
+    return hashlib.sha256(f"{settings.voice}|{settings.speed}|{text}".encode()).hexdigest()
+
+
+def _to_asterisk_wav(source: Path, target: Path) -> None:
+    """Any audio sox reads -> 8 kHz, mono, 16-bit signed PCM WAV (Asterisk's ``wav`` format)."""
+    sox = _tool("sox", "sox")
+    tmp = target.with_suffix(".tmp.wav")
+    proc = subprocess.run(
+        [sox, str(source), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PromptError(f"sox could not convert {source}: {proc.stderr.strip()}")
+    tmp.replace(target)
+
+
+def _speak(settings: PromptSettings, text: str, target: Path) -> None:
+    espeak = _tool("espeak-ng", "espeak-ng")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        proc = subprocess.run(
+            [espeak, "-v", settings.voice, "-s", str(settings.speed), "-w", str(raw), text],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0 or not raw.exists():
+            raise PromptError(
+                f"espeak-ng failed for voice {settings.voice!r}: {proc.stderr.strip()}"
+            )
+        _to_asterisk_wav(raw, target)
+
+
+def build_prompts(settings: PromptSettings) -> list[Built]:
+    out_dir = settings.build_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "manifest.json"
+    try:
+        manifest: dict[str, str] = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    built: list[Built] = []
+    for name, text in sorted(settings.texts.items()):
+        target = out_dir / f"{name}.wav"
+        recorded = settings.recorded_dir / f"{name}.wav"
+        if recorded.is_file():
+            _to_asterisk_wav(recorded, target)
+            manifest[name] = "recorded:" + hashlib.sha256(recorded.read_bytes()).hexdigest()
+            built.append(Built(name, target, "recorded"))
+            continue
+        key = _key(settings, text)
+        if manifest.get(name) == key and target.is_file():
+            built.append(Built(name, target, "cached"))
+            continue
+        _speak(settings, text, target)
+        manifest[name] = key
+        built.append(Built(name, target, "generated"))
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return built

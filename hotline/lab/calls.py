@@ -1,0 +1,52 @@
+"""Place a lab call and watch, over AMI, what Asterisk did with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hotline.lab.ami import AMIListener, Message
+from hotline.lab.instance import Lab
+from hotline.lab.sipp import CallPlan, CallResult, place_call
+
+WATCHED = ("HotlineRouted", "HotlineFallback", "HotlineVoicemail")
+
+
+@dataclass(slots=True)
+class ObservedCall:
+    plan: CallPlan
+    call: CallResult
+    events: list[Message] = field(default_factory=list)  # UserEvents of this call, in order
+
+    def user_events(self, name: str) -> list[Message]:
+        return [e for e in self.events if e.get("UserEvent") == name]
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"SIPp: {'call succeeded' if self.call.ok else 'call FAILED'} "
+            f"(exit {self.call.exit_code})"
+        ]
+        for e in self.events:
+            detail = {k: v for k, v in e.items() if k in ("Branch", "Status", "Error", "Route")}
+            lines.append(f"Asterisk: {e.get('UserEvent')} {detail}")
+        if not self.events:
+            lines.append("Asterisk: no hotline events seen for this caller")
+        if not self.call.ok:
+            lines.append(self.call.output[-2000:])
+        return lines
+
+
+async def observe_call(lab: Lab, plan: CallPlan, timeout_s: float = 60.0) -> ObservedCall:
+    creds = lab.credentials()
+    ami_port = lab.lab.ami_port
+    async with AMIListener("127.0.0.1", ami_port, creds.ami_user, creds.ami_password) as ami:
+        result = await place_call(
+            lab.root, f"{lab.home_in_root}/sipp", lab.lab.sip_port, plan, timeout_s
+        )
+        events = [
+            e
+            for e in ami.events
+            if e.get("Event") == "UserEvent"
+            and e.get("UserEvent") in WATCHED
+            and e.get("CallerIDNum") == plan.caller
+        ]
+    return ObservedCall(plan, result, events)

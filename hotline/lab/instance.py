@@ -1,0 +1,257 @@
+"""One Asterisk instance running in the lab root: up, down, status, logs.
+
+Each instance has a home inside the root (``/var/lib/hotline-lab/<instance>``) holding its
+rendered configuration, run, log, spool and astdb directories, its credentials and its pid
+file, so a test instance and a developer's instance can run side by side on other ports.
+Asterisk runs with ``chroot <root> asterisk -f -C <home>/etc/asterisk.conf`` and is stopped by
+the pid we started; nothing else is ever signalled.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hotline.config.settings import Settings
+from hotline.lab import render
+from hotline.lab.root import LabError, ensure_root, module_dir, require_root_user, root_path
+
+HOME_IN_ROOT = "/var/lib/hotline-lab"
+SOUNDS_IN_ROOT = "/usr/share/asterisk/sounds/hotline"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    running: bool
+    pid: int | None
+    version: str = ""
+    detail: str = ""
+
+
+class Lab:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lab = settings.lab
+        self.root = root_path(self.lab.cache_dir, self.lab.suite)
+        self.home_in_root = f"{HOME_IN_ROOT}/{self.lab.instance}"
+        self.home = self.root / self.home_in_root.lstrip("/")
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "asterisk.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "log" / "messages.log"
+
+    @property
+    def console_log(self) -> Path:
+        return self.home / "log" / "console.log"
+
+    @property
+    def voice_dir(self) -> Path:
+        return self.home / "spool" / "voice"
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://127.0.0.1:{self.lab.http_port}/ari"
+
+    # -- credentials -------------------------------------------------------------------------
+    def credentials(self) -> render.Credentials:
+        path = self.home / "credentials.json"
+        if path.exists():
+            return render.Credentials(**json.loads(path.read_text()))
+        creds = render.Credentials(
+            ari_user="hotline",
+            ari_password=secrets.token_urlsafe(16),
+            ami_user="hotline",
+            ami_password=secrets.token_urlsafe(16),
+            agent_password=secrets.token_urlsafe(12),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(creds)))
+        path.chmod(0o600)
+        return creds
+
+    # -- up ----------------------------------------------------------------------------------
+    def build(self) -> Path:
+        return ensure_root(self.lab.cache_dir, self.lab.suite, self.lab.mirror)
+
+    def up(self, prompts_dir: Path | None = None) -> Status:
+        require_root_user()
+        current = self.status()
+        if current.running:
+            return current
+        self.build()
+        self._prepare(prompts_dir)
+        self._check_ports_free()
+        return self._wait_ready(self._start())
+
+    def _prepare(self, prompts_dir: Path | None) -> None:
+        for sub in ("etc", "run", "log", "spool/voice", "lib", "cache", "sipp"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        stock = self.root / "etc" / "asterisk"
+        for conf in stock.glob("*.conf"):  # sane defaults (indications, features, …) first
+            shutil.copyfile(conf, self.home / "etc" / conf.name)
+        (self.root / "var" / "lib" / "asterisk" / "keys").mkdir(parents=True, exist_ok=True)
+        values = render.instance_values(
+            self.settings, self.home_in_root, module_dir(self.root), self.credentials()
+        )
+        for name, text in render.render_all(values).items():
+            (self.home / "etc" / name).write_text(text)
+        hosts = self.root / "etc" / "hosts"
+        name = socket.gethostname()
+        if name not in hosts.read_text().split():
+            with open(hosts, "a") as fh:
+                fh.write(f"127.0.1.1\t{name}\n")
+        if prompts_dir is not None:
+            sounds = self.root / SOUNDS_IN_ROOT.lstrip("/")
+            sounds.mkdir(parents=True, exist_ok=True)
+            for wav in prompts_dir.glob("*.wav"):
+                shutil.copyfile(wav, sounds / wav.name)
+        proc = self.root / "proc"
+        if not os.path.ismount(proc):
+            subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
+
+    def _check_ports_free(self) -> None:
+        for kind, port in (
+            ("tcp", self.lab.http_port),
+            ("tcp", self.lab.ami_port),
+            ("udp", self.lab.sip_port),
+        ):
+            sock = socket.socket(
+                socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise LabError(
+                    f"{kind} port 127.0.0.1:{port} is taken; stop what uses it or set the lab "
+                    "ports (HOTLINE_LAB_SIP_PORT, HOTLINE_LAB_HTTP_PORT, HOTLINE_LAB_AMI_PORT)"
+                ) from None
+            finally:
+                sock.close()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        conf = f"{self.home_in_root}/etc/asterisk.conf"
+        with open(self.console_log, "ab") as out:
+            proc = subprocess.Popen(
+                ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-C", conf],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        return proc
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> Status:
+        deadline = time.monotonic() + self.lab.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise LabError(
+                    f"Asterisk exited while starting (exit {proc.returncode}):\n"
+                    + self.tail(self.console_log, 20)
+                )
+            status = self.status()
+            if status.version:
+                return status
+            time.sleep(0.2)
+        self.down()
+        raise LabError(
+            f"Asterisk did not answer {self.ari_url}/asterisk/info within "
+            f"{self.lab.start_timeout:.0f}s; see {self.log_file}"
+        )
+
+    # -- status ------------------------------------------------------------------------------
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        conf = f"{self.home_in_root}/etc/asterisk.conf".encode()
+        return pid if conf in cmdline else None  # our Asterisk, not a recycled pid
+
+    def ari_get(self, path: str, timeout: float = 2.0) -> object:
+        creds = self.credentials()
+        req = urllib.request.Request(self.ari_url + path)
+        token = base64.b64encode(f"{creds.ari_user}:{creds.ari_password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def status(self) -> Status:
+        pid = self._pid()
+        if pid is None:
+            return Status(False, None)
+        try:
+            info = self.ari_get("/asterisk/info")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            return Status(True, pid, detail=f"ARI not answering yet: {exc}")
+        version = info.get("system", {}).get("version", "?") if isinstance(info, dict) else "?"
+        return Status(True, pid, version=version)
+
+    # -- down --------------------------------------------------------------------------------
+    def down(self, timeout: float = 15.0) -> bool:
+        """Stop our Asterisk by pid; returns whether one was running."""
+        require_root_user()
+        pid = self._pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._alive(pid):
+            time.sleep(0.1)
+        if self._alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while self._alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        self._unmount_proc_if_idle()
+        return True
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    def _unmount_proc_if_idle(self) -> None:
+        homes = self.root / HOME_IN_ROOT.lstrip("/")
+        if any(p != self.pid_file for p in homes.glob("*/asterisk.pid")):
+            return  # another instance still runs in this root
+        proc = self.root / "proc"
+        if os.path.ismount(proc):
+            subprocess.run(["umount", str(proc)], check=False)
+
+    # -- logs --------------------------------------------------------------------------------
+    @staticmethod
+    def tail(path: Path, lines: int) -> str:
+        try:
+            return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
+        except OSError:
+            return f"(no {path})"

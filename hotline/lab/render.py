@@ -1,0 +1,109 @@
+"""Asterisk configuration for the lab, rendered from ``hotline/config/asterisk/*``.
+
+Templates use ``{{name}}`` placeholders (Asterisk itself owns ``${…}``); an unknown or missing
+name is an error, never an empty string in a config file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+
+from hotline.config.settings import Settings
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+AGENT_EXTENSIONS = range(8001, 8100)
+UTILITIES = ("water", "power", "gas")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    ari_user: str
+    ari_password: str
+    ami_user: str
+    ami_password: str
+    agent_password: str
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - set(values))
+    if missing:
+        raise KeyError(f"template needs values for: {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
+
+
+def templates() -> dict[str, str]:
+    folder = resources.files("hotline.config") / "asterisk"
+    return {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".conf")
+    }
+
+
+def agent_endpoints(password: str) -> str:
+    out = []
+    for ext in AGENT_EXTENSIONS:
+        out.append(
+            f"[{ext}](lab-endpoint)\ncontext = hotline-agents\nauth = {ext}\naors = {ext}\n\n"
+            f"[{ext}]\ntype = auth\nauth_type = userpass\nusername = {ext}\n"
+            f"password = {password}\n\n"
+            f"[{ext}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n"
+        )
+    return "\n".join(out)
+
+
+def utility_endpoints(sip_port: int) -> str:
+    out = []
+    for offset, unit in enumerate(UTILITIES, start=11):
+        out.append(
+            f"[utility-{unit}](lab-endpoint)\ncontext = hotline-agents\naors = utility-{unit}\n\n"
+            f"[utility-{unit}]\ntype = aor\ncontact = sip:{unit}@127.0.0.1:{sip_port + offset}\n"
+        )
+    return "\n".join(out)
+
+
+def route_extensions(routes: list[str]) -> str:
+    """One dialplan extension per IVR route; it names its branch literally (for observers)."""
+    out = []
+    for route in routes:
+        out.append(
+            f"exten => {route},1,UserEvent(HotlineRouted,Branch: {route},Uniqueid: ${{UNIQUEID}})\n"
+            f" same => n,Set(__HOTLINE_TYPE={route})\n"
+            f" same => n,Goto(hotline-to-queue,s,1)"
+        )
+    return "\n".join(out)
+
+
+def instance_values(
+    settings: Settings, home: str, module_dir: str, creds: Credentials
+) -> dict[str, object]:
+    lab = settings.lab
+    routes = sorted({r for r in settings.ivr.menu.values() if r != "operator"})
+    return {
+        "instance": lab.instance,
+        "home": home,
+        "module_dir": module_dir,
+        "sip_port": lab.sip_port,
+        "http_port": lab.http_port,
+        "ami_port": lab.ami_port,
+        "rtp_start": lab.rtp_start,
+        "rtp_end": lab.rtp_end,
+        "citizen_port": lab.sip_port + 1,
+        "operator_port": lab.sip_port + 10,
+        "agi_host": settings.server.agi_host,
+        "agi_port": settings.server.agi_port,
+        "ari_user": creds.ari_user,
+        "ari_password": creds.ari_password,
+        "ami_user": creds.ami_user,
+        "ami_password": creds.ami_password,
+        "agent_endpoints": agent_endpoints(creds.agent_password),
+        "utility_endpoints": utility_endpoints(lab.sip_port),
+        "route_extensions": route_extensions(routes),
+    }
+
+
+def render_all(values: Mapping[str, object]) -> dict[str, str]:
+    return {name: render(text, values) for name, text in templates().items()}
