@@ -20,7 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from hotline.agi.protocol import AGIError, Command, Environment, Response
+from hotline.agi.protocol import (
+    AGIError,
+    Closed,
+    Command,
+    DeadChannel,
+    Environment,
+    Event,
+    HangupNotice,
+    InvalidCommand,
+    Response,
+    Trying,
+    UsageError,
+)
 
 
 class AGIHangup(AGIError):
@@ -33,6 +45,23 @@ class AGICommandError(AGIError):
 
 class AGITimeout(AGIError):
     """No reply from Asterisk within the idle timeout."""
+
+
+def final_reply(command: Command, event: Event) -> Response | None:
+    """The reply to ``command`` in ``event``, ``None`` to keep reading, or the matching error."""
+    if isinstance(event, Trying | HangupNotice):
+        return None
+    if isinstance(event, Response):
+        return event
+    if isinstance(event, DeadChannel):
+        raise AGIHangup(f"{command.verb}: {event.line}")
+    if isinstance(event, InvalidCommand):
+        raise AGICommandError(f"{command.verb}: {event.line}")
+    if isinstance(event, UsageError):
+        raise AGICommandError(f"{command.verb}: " + " / ".join(event.lines))
+    if isinstance(event, Closed):
+        raise AGIHangup(f"{command.verb}: stream closed")
+    raise AGIHangup(f"{command.verb}: unexpected {type(event).__name__}")
 
 
 class CommandRunner(Protocol):

@@ -19,7 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup, AGITimeout
+from hotline.agi.channel import (
+    AGIChannel,
+    AGIHangup,
+    AGITimeout,
+    CommandRunner,
+    final_reply,
+)
 from hotline.agi.protocol import (
     NEED_DATA,
     AGIConnection,
@@ -27,14 +33,9 @@ from hotline.agi.protocol import (
     AGIProtocolError,
     Closed,
     Command,
-    DeadChannel,
     Environment,
     Event,
-    HangupNotice,
-    InvalidCommand,
     Response,
-    Trying,
-    UsageError,
 )
 from hotline.privacy import mask_phone
 
@@ -105,18 +106,9 @@ class StreamRunner:
         self.commands += 1
         deadline = time.monotonic() + self.idle_timeout + extra_time
         while True:
-            event = await self._next(deadline)
-            if isinstance(event, Trying | HangupNotice):
-                continue
-            if isinstance(event, Response):
-                return event
-            if isinstance(event, DeadChannel):
-                raise AGIHangup(f"{command.verb}: {event.line}")
-            if isinstance(event, InvalidCommand):
-                raise AGICommandError(f"{command.verb}: {event.line}")
-            if isinstance(event, UsageError):
-                raise AGICommandError(f"{command.verb}: " + " / ".join(event.lines))
-            raise AGIHangup(f"{command.verb}: stream closed")
+            reply = final_reply(command, await self._next(deadline))
+            if reply is not None:
+                return reply
 
 
 @dataclass(slots=True)
@@ -206,7 +198,7 @@ class FastAGIServer:
                 "FastAGI connection cap (%d) reached; call goes to the dialplan's safe path",
                 self.max_connections,
             )
-            await _close(writer)
+            await self._refuse(reader, writer)
             return
         task = asyncio.current_task()
         assert task is not None
@@ -217,6 +209,14 @@ class FastAGIServer:
             self._tasks.discard(task)
             self.completed += 1
             await _close(writer)
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the environment (so the close is clean, not a reset), flag ``busy``, close."""
+        runner = StreamRunner(reader, writer, min(self.idle_timeout, 2.0))
+        with contextlib.suppress(AGIError, OSError):
+            await runner.read_environment()
+            await _flag_error(runner, "busy")
+        await _close(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         runner = StreamRunner(reader, writer, self.idle_timeout)
@@ -236,23 +236,7 @@ class FastAGIServer:
         log.info(
             "FastAGI call %s script=%s caller=%s", call, env.script, mask_phone(env.caller_number)
         )
-        session = AGISession(env=env, channel=AGIChannel(runner))
-        try:
-            await handler(session)
-        except AGIHangup as exc:
-            log.info("FastAGI call %s: caller gone (%s)", call, exc)
-        except AGIProtocolError as exc:
-            log.warning("FastAGI call %s: malformed AGI traffic: %s", call, exc)
-        except AGITimeout as exc:
-            log.warning("FastAGI call %s: %s", call, exc)
-        except asyncio.CancelledError:
-            log.warning("FastAGI call %s cancelled by shutdown; back to the dialplan", call)
-            raise
-        except Exception as exc:
-            log.exception(
-                "FastAGI call %s: handler %s failed; back to the dialplan", call, env.script
-            )
-            await _flag_error(runner, type(exc).__name__)
+        await run_safely(handler, AGISession(env=env, channel=AGIChannel(runner)))
 
     async def close(self, grace: float = 10.0) -> None:
         """Stop accepting; give running calls ``grace`` seconds, then cancel them."""
@@ -266,12 +250,35 @@ class FastAGIServer:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _flag_error(runner: StreamRunner, reason: str) -> None:
+async def run_safely(handler: Handler, session: AGISession) -> None:
+    """Run a script handler so that nothing it does strands the caller (DESIGN: fail-safe).
+
+    Hang-ups, malformed traffic and timeouts end the session quietly; any other exception is
+    logged with the call id and flagged in ``HOTLINE_AGI_ERROR``; in every case the call goes
+    back to the dialplan, which takes its safe path when no route was set.
+    """
+    call = session.call_id or "?"
+    try:
+        await handler(session)
+    except AGIHangup as exc:
+        log.info("AGI call %s: caller gone (%s)", call, exc)
+    except AGIProtocolError as exc:
+        log.warning("AGI call %s: malformed AGI traffic: %s", call, exc)
+    except AGITimeout as exc:
+        log.warning("AGI call %s: %s", call, exc)
+    except asyncio.CancelledError:
+        log.warning("AGI call %s cancelled by shutdown; back to the dialplan", call)
+        raise
+    except Exception as exc:
+        log.exception("AGI call %s: script %s failed; back to the dialplan", call, session.script)
+        await _flag_error(session.channel.runner, type(exc).__name__)
+
+
+async def _flag_error(runner: CommandRunner, reason: str) -> None:
     """Best effort: tell the dialplan why; never raises."""
-    if runner.connection.hung_up:
+    if runner.hung_up:
         return
     with contextlib.suppress(AGIError, OSError):
-        runner.idle_timeout = min(runner.idle_timeout, 2.0)
         await runner.execute(Command("SET VARIABLE", (ERROR_VARIABLE, reason)))
 
 

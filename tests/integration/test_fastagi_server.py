@@ -1,0 +1,236 @@
+"""The FastAGI server over real TCP, against a peer that speaks AGI as Asterisk does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from hotline.agi.channel import AGIHangup
+from hotline.agi.fastagi import AGISession, FastAGIServer, Router
+from hotline.agi.testing import DEFAULT_ENV, env_block
+
+WAIT = 10.0  # upper bound so a broken server fails the test instead of hanging it
+
+
+class Peer:
+    """Asterisk's side of one FastAGI connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int, script: str = "ivr", **extra: str) -> Peer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        env = dict(DEFAULT_ENV, agi_network_script=script, **extra)
+        writer.write(env_block(env))
+        await writer.drain()
+        return cls(reader, writer)
+
+    async def command(self) -> str:
+        """The next command line, or "" when the server closed."""
+        line = await asyncio.wait_for(self.reader.readline(), WAIT)
+        return line.decode().rstrip("\n")
+
+    async def reply(self, text: str) -> None:
+        self.writer.write(text.encode() + b"\n")
+        await self.writer.drain()
+
+    async def closed(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), WAIT) == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+Handler = Callable[[AGISession], Awaitable[None]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Awaitable[FastAGIServer]]]:
+    servers: list[FastAGIServer] = []
+
+    async def start(routes: dict[str, Handler], **options: float) -> FastAGIServer:
+        router = Router()
+        for path, handler in routes.items():
+            router.add(path, handler)
+        server = FastAGIServer(router, host="127.0.0.1", port=0, **options)  # type: ignore[arg-type]
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close(grace=1.0)
+
+
+async def test_script_is_routed_by_path_with_query_and_arguments(serve) -> None:  # type: ignore[no-untyped-def]
+    seen: dict[str, object] = {}
+
+    async def progress(session: AGISession) -> None:
+        seen.update(script=session.script, params=dict(session.params), args=session.args)
+        await session.channel.set_variable("HOTLINE_ROUTE", "progress")
+
+    server = await serve({"ivr/progress": progress})
+    peer = await Peer.connect(
+        server.port, "ivr/progress?lang=zh", agi_arg_1="t-42", agi_arg_2="x y"
+    )
+    assert await peer.command() == "SET VARIABLE HOTLINE_ROUTE progress"
+    await peer.reply("200 result=1")
+    assert await peer.closed()
+    assert seen == {"script": "ivr/progress", "params": {"lang": "zh"}, "args": ("t-42", "x y")}
+
+
+async def test_unknown_script_tells_the_dialplan_and_closes(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve({})
+    peer = await Peer.connect(server.port, "nope")
+    assert await peer.command() == "SET VARIABLE HOTLINE_AGI_ERROR unknown-script"
+    await peer.reply("200 result=1")
+    assert await peer.closed()
+
+
+async def test_a_failing_handler_is_logged_and_the_call_goes_back_to_the_dialplan(
+    serve,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    async def broken(session: AGISession) -> None:
+        await session.channel.answer()
+        raise RuntimeError("bug in a flow")
+
+    server = await serve({"ivr": broken})
+    peer = await Peer.connect(server.port)
+    assert await peer.command() == "ANSWER"
+    await peer.reply("200 result=0")
+    assert await peer.command() == "SET VARIABLE HOTLINE_AGI_ERROR RuntimeError"
+    await peer.reply("200 result=1")
+    assert await peer.closed()
+    assert any("1700000000.1" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_silent_asterisk_hits_the_idle_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    outcome: list[str] = []
+
+    async def waits(session: AGISession) -> None:
+        try:
+            await session.channel.answer()
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+            raise
+
+    server = await serve({"ivr": waits}, idle_timeout=0.3)
+    peer = await Peer.connect(server.port)
+    assert await peer.command() == "ANSWER"
+    assert await peer.closed()  # no reply from us; the server gave up
+    assert outcome == ["AGITimeout"]
+
+
+async def test_hangup_in_the_middle_of_a_command_reaches_the_handler(serve) -> None:  # type: ignore[no-untyped-def]
+    outcome: list[str] = []
+
+    async def plays(session: AGISession) -> None:
+        try:
+            await session.channel.stream_file("hotline/welcome", "1")
+        except AGIHangup:
+            outcome.append("hangup")
+            raise
+
+    server = await serve({"ivr": plays})
+    peer = await Peer.connect(server.port)
+    assert (await peer.command()).startswith("STREAM FILE hotline/welcome")
+    await peer.reply("HANGUP")
+    await peer.reply("200 result=-1 endpos=1200")
+    assert await peer.closed()
+    assert outcome == ["hangup"]
+
+
+async def test_connection_cap_refuses_the_extra_call_without_a_command(serve) -> None:  # type: ignore[no-untyped-def]
+    release = asyncio.Event()
+
+    async def holds(session: AGISession) -> None:
+        await session.channel.answer()
+        await release.wait()
+
+    server = await serve({"ivr": holds}, max_connections=1)
+    first = await Peer.connect(server.port)
+    assert await first.command() == "ANSWER"
+    second = await Peer.connect(server.port)
+    assert await second.command() == "SET VARIABLE HOTLINE_AGI_ERROR busy"
+    await second.reply("200 result=1")
+    assert await second.closed()
+    assert server.refused == 1 and server.active == 1
+    await first.reply("200 result=0")
+    release.set()
+    assert await first.closed()
+
+
+async def test_garbage_instead_of_an_environment_is_dropped(serve) -> None:  # type: ignore[no-untyped-def]
+    calls: list[str] = []
+
+    async def never(session: AGISession) -> None:
+        calls.append("ran")
+
+    server = await serve({"ivr": never})
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), WAIT) == b""
+    assert calls == []
+    writer.close()
+
+
+async def test_many_calls_run_concurrently(serve) -> None:  # type: ignore[no-untyped-def]
+    started = 0
+    all_in = asyncio.Event()
+
+    async def meets(session: AGISession) -> None:
+        nonlocal started
+        started += 1
+        if started == 40:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), WAIT)  # only passes if all 40 run at once
+        await session.channel.set_variable("HOTLINE_ROUTE", "help")
+
+    server = await serve({"ivr": meets})
+    peers = await asyncio.gather(*(Peer.connect(server.port) for _ in range(40)))
+
+    async def finish(peer: Peer) -> bool:
+        assert await peer.command() == "SET VARIABLE HOTLINE_ROUTE help"
+        await peer.reply("200 result=1")
+        return await peer.closed()
+
+    assert all(await asyncio.gather(*(finish(p) for p in peers)))
+
+
+async def test_graceful_shutdown_lets_running_calls_finish(serve) -> None:  # type: ignore[no-untyped-def]
+    finished: list[str] = []
+
+    async def slow(session: AGISession) -> None:
+        await session.channel.answer()
+        await session.channel.set_variable("HOTLINE_ROUTE", "help")
+        finished.append(session.call_id)
+
+    server = await serve({"ivr": slow})
+    peer = await Peer.connect(server.port)
+    assert await peer.command() == "ANSWER"
+    closing = asyncio.create_task(server.close(grace=5.0))
+    await asyncio.sleep(0.05)
+    with pytest.raises(OSError):  # no longer accepting
+        await Peer.connect(server.port)
+    await peer.reply("200 result=0")
+    assert await peer.command() == "SET VARIABLE HOTLINE_ROUTE help"
+    await peer.reply("200 result=1")
+    await asyncio.wait_for(closing, WAIT)
+    assert finished == ["1700000000.1"]
+
+
+async def test_shutdown_cancels_calls_that_outlive_the_grace(serve) -> None:  # type: ignore[no-untyped-def]
+    async def stuck(session: AGISession) -> None:
+        await session.channel.answer()
+
+    server = await serve({"ivr": stuck}, idle_timeout=60.0)
+    peer = await Peer.connect(server.port)
+    assert await peer.command() == "ANSWER"
+    await asyncio.wait_for(server.close(grace=0.2), WAIT)
+    assert await peer.closed()
+    assert server.active == 0

@@ -1,0 +1,138 @@
+"""The lab's pure parts: apt sources, the root's stamp, rendered Asterisk configuration."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from hotline.config.settings import load_settings
+from hotline.lab import render
+from hotline.lab.root import LabError, find_mirror, stamp
+from hotline.lab.sipp import CallPlan, scenario
+
+DEB822 = """\
+Types: deb
+# http://snapshot.example/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+"""
+
+
+def sources(tmp_path: Path, files: dict[str, str]) -> tuple[Path, ...]:
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return (tmp_path / "sources.list", d)
+
+
+def test_mirror_comes_from_a_deb822_sources_file(tmp_path: Path) -> None:
+    assert (
+        find_mirror(sources(tmp_path, {"debian.sources": DEB822})) == "http://mirror.example/debian"
+    )
+
+
+def test_mirror_from_one_line_format_skips_security_and_third_party(tmp_path: Path) -> None:
+    text = (
+        "deb [signed-by=/k.gpg] https://packages.example.com/apt stable main\n"
+        "deb http://mirror.example/debian-security bookworm-security main\n"
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb [arch=amd64] http://mirror.example/debian/ bookworm main\n"
+    )
+    assert find_mirror(sources(tmp_path, {"x.list": text})) == "http://mirror.example/debian"
+
+
+def test_disabled_files_and_deb_src_are_ignored(tmp_path: Path) -> None:
+    files = {
+        "a.list.disabled-by-farm": "deb http://nope.example/debian sid main\n",
+        "b.sources": "Types: deb-src\nURIs: http://src.example/debian\n",
+    }
+    with pytest.raises(LabError, match="HOTLINE_LAB_MIRROR"):
+        find_mirror(sources(tmp_path, files))
+
+
+def test_stamp_is_stable_and_keyed_by_suite() -> None:
+    assert stamp("sid") == stamp("sid")
+    assert stamp("sid") != stamp("trixie")
+    assert re.fullmatch(r"[0-9a-f]{12}", stamp("sid"))
+
+
+def test_render_refuses_missing_values() -> None:
+    with pytest.raises(KeyError, match="sip_port"):
+        render.render("bind = 127.0.0.1:{{sip_port}}", {})
+
+
+def rendered(env: dict[str, str] | None = None) -> dict[str, str]:
+    settings = load_settings(env=env or {})
+    creds = render.Credentials("ari", "pw1", "ami", "pw2", "pw3")
+    values = render.instance_values(settings, "/var/lib/hotline-lab/t", "/usr/lib/x/modules", creds)
+    return render.render_all(values)
+
+
+def test_every_template_renders_without_leftover_placeholders() -> None:
+    confs = rendered()
+    assert {
+        "asterisk.conf",
+        "pjsip.conf",
+        "extensions.conf",
+        "http.conf",
+        "ari.conf",
+        "manager.conf",
+        "modules.conf",
+    } <= set(confs)
+    for name, text in confs.items():
+        assert "{{" not in text, name
+
+
+def test_everything_listens_on_loopback_only() -> None:
+    confs = rendered({"HOTLINE_LAB_SIP_PORT": "15060", "HOTLINE_LAB_HTTP_PORT": "18088"})
+    assert "bind = 127.0.0.1:15060" in confs["pjsip.conf"]
+    assert "bindaddr = 127.0.0.1" in confs["http.conf"] and "bindport = 18088" in confs["http.conf"]
+    assert "bindaddr = 127.0.0.1" in confs["manager.conf"]
+    assert "media_address = 127.0.0.1" in confs["pjsip.conf"]
+    assert "bind_rtp_to_media_address = yes" in confs["pjsip.conf"]
+
+
+def test_agent_phones_8001_to_8099_and_utilities_exist() -> None:
+    pjsip = rendered()["pjsip.conf"]
+    agents = re.findall(r"^\[(80\d\d)\]\(lab-endpoint\)$", pjsip, re.M)
+    assert agents[0] == "8001" and agents[-1] == "8099" and len(agents) == 99
+    for unit in ("water", "power", "gas"):
+        assert f"[utility-{unit}](lab-endpoint)" in pjsip
+
+
+def test_dialplan_calls_the_backend_and_falls_back_when_it_cannot() -> None:
+    dialplan = rendered({"HOTLINE_SERVER_AGI_PORT": "14573"})["extensions.conf"]
+    assert "HOTLINE_AGI = agi://127.0.0.1:14573/ivr" in dialplan
+    assert '$["${AGISTATUS}" != "SUCCESS"]?hotline-fallback,s,1' in dialplan
+    assert '$["${HOTLINE_ROUTE}" = ""]?hotline-fallback,s,1' in dialplan
+    for route in ("consultation", "help", "complaint", "suggestion"):
+        assert f"exten => {route},1,UserEvent(HotlineRouted,Branch: {route}," in dialplan
+    assert "exten => i,1,Goto(hotline-fallback,s,1)" in dialplan
+
+
+def test_citizen_scenario_plays_one_pcap_per_key_and_is_valid_xml() -> None:
+    xml = scenario(CallPlan(caller="13900000001", dtmf="1*#"))
+    root = ET.fromstring(xml)
+    pcaps = [e.get("play_pcap_audio") for e in root.iter("exec")]
+    assert pcaps == [
+        "/usr/share/sip-tester/dtmf_2833_1.pcap",
+        "/usr/share/sip-tester/dtmf_2833_star.pcap",
+        "/usr/share/sip-tester/dtmf_2833_pound.pcap",
+    ]
+    assert "a=rtpmap:101 telephone-event/8000" in xml
+    assert "sip:13900000001@" in xml
+
+
+@pytest.mark.parametrize("plan", [{"dtmf": "1a"}, {"caller": "13800;evil"}, {"number": "12345<x>"}])
+def test_call_plans_refuse_what_could_break_the_scenario(plan: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        CallPlan(**plan)  # type: ignore[arg-type]

@@ -1,0 +1,112 @@
+"""Settings: defaults <- TOML file <- HOTLINE_* environment, and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hotline.config.settings import Settings, SettingsError, load_settings, unknown_env
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hotline.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_nothing_set_runs_embedded() -> None:
+    s = load_settings(env={})
+    assert s.database.url == "sqlite+aiosqlite:///var/hotline.db"
+    assert s.redis.url == ""
+    assert s.server.agi_host == "127.0.0.1" and s.server.agi_port == 4573
+    assert s.city.timezone == "Asia/Shanghai"
+    assert s.ivr.menu["1"] == "consultation"
+
+
+def test_file_overrides_defaults_and_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[server]\nagi_port = 5000\nhttp_port = 9000\n[ivr.menu]\n"5" = "help"\n'
+    )
+    s = load_settings(path, env={"HOTLINE_SERVER_AGI_PORT": "6000"})
+    assert s.server.agi_port == 6000  # environment wins
+    assert s.server.http_port == 9000  # file wins over default
+    assert s.ivr.menu == {"5": "help"}
+
+
+def test_config_file_can_come_from_hotline_config(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "postgresql+asyncpg://u@127.0.0.1/db"\n')
+    s = load_settings(env={"HOTLINE_CONFIG": str(path)})
+    assert s.database.url.startswith("postgresql+asyncpg://")
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.server.agi_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "expected"),
+    [
+        ({"HOTLINE_SERVER_AGI_PORT": "abc"}, "server.agi_port", "an integer"),
+        ({"HOTLINE_SERVER_AGI_PORT": "70000"}, "server.agi_port", "between 1 and 65535"),
+        ({"HOTLINE_SERVER_AGI_IDLE_TIMEOUT": "-1"}, "server.agi_idle_timeout", "greater than 0"),
+        ({"HOTLINE_DATABASE_URL": "mysql://x"}, "database.url", "postgresql+asyncpg"),
+        ({"HOTLINE_REDIS_URL": "http://x"}, "redis.url", "redis://"),
+        ({"HOTLINE_CITY_TIMEZONE": "Mars/Base"}, "city.timezone", "IANA time zone"),
+        ({"HOTLINE_LOG_LEVEL": "LOUD"}, "log.level", "one of DEBUG"),
+        ({"HOTLINE_IVR_MENU": "1=x"}, "ivr.menu", "TOML file"),
+    ],
+)
+def test_bad_environment_values_name_the_key_and_the_expected_form(
+    env: dict[str, str], key: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env=env)
+    assert info.value.key == key
+    assert expected in str(info.value)
+    assert next(iter(env)) in str(info.value)  # says where the value came from
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[server]\nagi_prot = 1\n", "server.agi_prot"),
+        ("[serverr]\n", "serverr"),
+        ('[server]\nagi_port = "4573"\n', "server.agi_port"),
+        ("[server]\nagi_port = true\n", "server.agi_port"),
+        ('[ivr.menu]\n"12" = "help"\n', "ivr.menu"),
+        ('[ivr.menu]\n"1" = "not a route"\n', "ivr.menu"),
+        ("server = 1\n", "server"),
+        ("[server\n", "--config"),
+    ],
+)
+def test_bad_file_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(write(tmp_path, text), env={})
+    assert info.value.key == key
+    assert str(tmp_path) in str(info.value)
+
+
+def test_missing_config_file_is_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="an existing TOML file"):
+        load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_environment_numbers_and_floats_are_coerced() -> None:
+    s = load_settings(env={"HOTLINE_SERVER_SHUTDOWN_GRACE": "2.5", "HOTLINE_IVR_ATTEMPTS": "4"})
+    assert s.server.shutdown_grace == 2.5 and s.ivr.attempts == 4
+
+
+def test_unknown_hotline_variables_are_reported_as_likely_typos() -> None:
+    env = {"HOTLINE_DATABASE_URL": "x", "HOTLINE_DATABSE_URL": "y", "HOTLINE_CONFIG": "z"}
+    assert unknown_env(env) == ["HOTLINE_DATABSE_URL"]
+
+
+def test_every_setting_has_an_environment_name_that_round_trips() -> None:
+    s = Settings()
+    for section in dataclasses.fields(s):
+        for f in dataclasses.fields(getattr(s, section.name)):
+            assert unknown_env({f"HOTLINE_{section.name}_{f.name}".upper(): "1"}) == []
