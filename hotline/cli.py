@@ -93,10 +93,11 @@ def _lab(settings: Settings):  # type: ignore[no-untyped-def]
 
 def lab_up(settings: Settings) -> None:
     from hotline.ivr.prompts import PromptError, build_prompts
-    from hotline.lab.root import LabError
+    from hotline.lab.root import LabError, require_root_user
 
     lab = _lab(settings)
     try:
+        require_root_user()
         build_prompts(settings.prompts)
         status = lab.up(settings.prompts.build_dir)
     except (LabError, PromptError) as exc:
@@ -274,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:  # a file, port or directory we cannot use: say which, no traceback
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 

@@ -16,6 +16,7 @@ class ObservedCall:
     plan: CallPlan
     call: CallResult
     events: list[Message] = field(default_factory=list)  # UserEvents of this call, in order
+    dialplan: list[tuple[str, str, str]] = field(default_factory=list)  # (context, app, data)
 
     def user_events(self, name: str) -> list[Message]:
         return [e for e in self.events if e.get("UserEvent") == name]
@@ -42,11 +43,11 @@ async def observe_call(lab: Lab, plan: CallPlan, timeout_s: float = 60.0) -> Obs
         result = await place_call(
             lab.root, f"{lab.home_in_root}/sipp", lab.lab.sip_port, plan, timeout_s
         )
-        events = [
-            e
-            for e in ami.events
-            if e.get("Event") == "UserEvent"
-            and e.get("UserEvent") in WATCHED
-            and e.get("CallerIDNum") == plan.caller
-        ]
-    return ObservedCall(plan, result, events)
+        mine = [e for e in ami.events if e.get("CallerIDNum") == plan.caller]
+    events = [e for e in mine if e.get("Event") == "UserEvent" and e.get("UserEvent") in WATCHED]
+    steps = [
+        (e.get("Context", ""), e.get("Application", ""), e.get("AppData", ""))
+        for e in mine
+        if e.get("Event") == "Newexten"
+    ]
+    return ObservedCall(plan, result, events, steps)

@@ -1,0 +1,190 @@
+"""Classic process AGI: Asterisk starts ``hotline-agi <script> [args…]`` for every call.
+
+Many existing sites launch scripts this way (``AGI(/usr/local/bin/hotline-agi,ivr)``). The
+script speaks AGI on stdin/stdout through pyst2's ``asterisk.agi.AGI``; :class:`Pyst2Runner`
+adapts it to our ``CommandRunner`` so the same flows run here as over FastAGI, and wraps the
+limits of pyst2 0.5.1 on Python 3.11 so none of them reaches the caller as dead air:
+
+* ``asterisk.fastagi`` imports the Python-2 ``SocketServer`` and cannot be imported: we never
+  import it (FastAGI is :mod:`hotline.agi.fastagi`).
+* ``AGI()`` installs a ``SIGHUP`` handler, which only works in the main thread: we build it in
+  the main thread of this process and refuse clearly anywhere else.
+* it writes ``str``: binary streams are wrapped in text streams.
+* it logs every environment line and command to stderr — the caller's number in clear (rule
+  Y-1): its stderr goes to a sink unless debug logging is on.
+* an inline ``HANGUP`` line makes ``get_result`` raise ``ValueError`` and leaves the real reply
+  unread: we mark the call hung up and read that reply, staying in step with Asterisk.
+* ``511`` becomes ``AGIUnknownError``, ``result=-1`` becomes ``AGIAppError``: mapped to our
+  hang-up / command errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import IO, Any
+
+from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
+from hotline.agi.fastagi import AGISession, run_safely
+from hotline.agi.protocol import Command, Environment, Response
+
+log = logging.getLogger(__name__)
+
+
+class _Sink(io.StringIO):
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+def _text(stream: IO[Any]) -> IO[str]:
+    if isinstance(stream, io.TextIOBase):
+        return stream
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", line_buffering=True)
+
+
+class Pyst2Runner:
+    """``CommandRunner`` over pyst2's ``AGI`` on the process's stdin/stdout."""
+
+    def __init__(
+        self,
+        stdin: IO[Any] | None = None,
+        stdout: IO[Any] | None = None,
+        *,
+        script: str = "",
+        debug: bool = False,
+    ) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(
+                "pyst2's AGI() installs a SIGHUP handler: build it in the main thread"
+            )
+        from asterisk.agi import AGI
+
+        stderr: IO[str] = sys.stderr if debug else _Sink()
+        self.agi = AGI(
+            stdin=_text(stdin or sys.stdin), stdout=_text(stdout or sys.stdout), stderr=stderr
+        )
+        self._hung_up = False
+        env = dict(self.agi.env)
+        # Process AGI has no agi_network_script; the script name is our first argument.
+        env.setdefault("agi_network_script", script or env.get("agi_arg_1", "ivr"))
+        self._env = Environment(MappingProxyType(env))
+
+    @property
+    def env(self) -> Environment:
+        return self._env
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hung_up or bool(self.agi._got_sighup)
+
+    async def execute(self, command: Command, extra_time: float = 0.0) -> Response:
+        from asterisk import agi as pyst2
+
+        line = command.encode().decode("utf-8")[:-1]  # validates; quoted as Asterisk reads it
+        try:
+            self.agi.test_hangup()
+            self.agi.stdout.write(line + "\n")
+            self.agi.stdout.flush()
+            return self._result(pyst2)
+        except pyst2.AGIHangup as exc:  # SIGHUP, SIGPIPE, "(hangup)" data
+            self._hung_up = True
+            if isinstance(exc, pyst2.AGIResultHangup):
+                return Response(result="-1", data="hangup", line="result=-1 (hangup)")
+            raise AGIHangup(f"{command.verb}: {exc}") from None
+        except pyst2.AGIAppError:  # result=-1 (pyst2 raises before returning it)
+            return Response(result="-1", line="result=-1")
+        except pyst2.AGIUnknownError as exc:
+            code = exc.args[0] if exc.args else 0
+            if code == 511:
+                self._hung_up = True
+                raise AGIHangup(f"{command.verb}: 511 dead channel") from None
+            raise AGICommandError(f"{command.verb}: unexpected reply {exc.args}") from None
+        except (pyst2.AGIInvalidCommand, pyst2.AGIUsageError) as exc:
+            raise AGICommandError(f"{command.verb}: {exc}") from None
+        except BrokenPipeError:
+            self._hung_up = True
+            raise AGIHangup(f"{command.verb}: Asterisk closed the pipe") from None
+
+    def _result(self, pyst2: Any) -> Response:
+        """Read one reply; an inline HANGUP (pyst2: ValueError) is noted and skipped."""
+        for _ in range(3):  # HANGUP may precede the reply; EOF repeats as ValueError
+            try:
+                result = self.agi.get_result()
+            except ValueError:
+                if self._hung_up:
+                    raise AGIHangup("stream closed") from None
+                self._hung_up = True
+                continue
+            value, data = result.get("result", ("", ""))
+            endpos = result.get("endpos", ("", ""))[0]
+            return Response(
+                result=value,
+                data=data or None,
+                endpos=int(endpos) if endpos.lstrip("-").isdigit() else None,
+                line=" ".join(f"{k}={v[0]}" for k, v in result.items()),
+            )
+        raise AGIHangup("no reply after HANGUP")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hotline-agi <script> [args…]``: run one call's script, then exit."""
+    from hotline.config.settings import SettingsError, load_settings
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"hotline-agi: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log.level,
+        stream=sys.stderr,
+        format="hotline-agi %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        runner = Pyst2Runner(script=args[0] if args else "", debug=settings.log.level == "DEBUG")
+    except Exception as exc:  # no environment: not started by Asterisk
+        log.error("no AGI environment on stdin: %s", exc)
+        return 1
+    script = runner.env.script
+    session = AGISession(env=runner.env, channel=AGIChannel(runner))
+    asyncio.run(_run(settings, script, session))
+    return 0
+
+
+async def _run(settings: Any, script: str, session: AGISession) -> None:
+    from hotline import db
+    from hotline.clock import SystemClock
+    from hotline.ivr.inbound import JournalWriter, Menu, inbound_handler
+    from hotline.ivr.journal_sql import SqlCallJournal
+
+    engine = db.make_engine(settings.database.url, pool_size=1)
+    writer = JournalWriter(SqlCallJournal(engine))
+    scripts = {
+        "ivr": inbound_handler(
+            Menu(settings.ivr.menu, settings.ivr.digit_timeout_ms, settings.ivr.attempts),
+            writer,
+            SystemClock().now,
+        )
+    }
+    try:
+        handler = scripts.get(script.strip("/"))
+        if handler is None:
+            log.warning("unknown script %r", script)
+            await session.channel.set_variable("HOTLINE_AGI_ERROR", "unknown-script")
+            return
+        await run_safely(handler, session)
+        await writer.drain()
+    except Exception as exc:  # the last line of defence: never a traceback at the caller
+        log.warning("call %s ended with %s", session.call_id, exc)
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
