@@ -202,37 +202,48 @@ class Command:
     args: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        if not _VERB.fullmatch(self.verb):
-            raise LocalProtocolError(f"not an AGI verb: {self.verb!r}")
+        if self.verb not in _VERBS_SEEN:
+            if not _VERB.fullmatch(self.verb):
+                raise LocalProtocolError(f"not an AGI verb: {self.verb!r}")
+            _VERBS_SEEN.add(self.verb)
         if len(self.args) > MAX_COMMAND_ARGS - len(self.verb.split()):
             raise LocalProtocolError(f"too many arguments for {self.verb}: {len(self.args)}")
-        words = [self.verb, *(quote(a) for a in self.args)]
-        data = (" ".join(words) + "\n").encode("utf-8")
+        if self.args:
+            data = f"{self.verb} {' '.join([quote(a) for a in self.args])}\n".encode()
+        else:
+            data = f"{self.verb}\n".encode()
         if len(data) > MAX_COMMAND_BYTES:
             raise LocalProtocolError(f"{self.verb} is {len(data)} bytes, over Asterisk's buffer")
         return data
 
 
 _VERB = re.compile(r"[A-Z]+( [A-Z]+)*")
-_SAFE = re.compile(r"[^\s\"\\]+")
+_VERBS_SEEN: set[str] = set()  # verbs already checked against _VERB
+_SAFE = re.compile(r"[^\s\"\\\0]+")  # no space, tab, line break, quote, backslash, NUL
 
 
 def quote(arg: str) -> str:
     """Quote one argument the way ``res_agi``'s ``parse_args`` reads it back."""
-    if any(c in arg for c in "\r\n\0"):
-        raise LocalProtocolError(f"argument carries a line break or NUL: {arg!r}")
     if _SAFE.fullmatch(arg):
         return arg
+    if "\n" in arg or "\r" in arg or "\0" in arg:
+        raise LocalProtocolError(f"argument carries a line break or NUL: {arg!r}")
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _STATUS = re.compile(r"(\d{3})([ -])(.*)")
+_ENV_KEY = re.compile(r"agi_\w+")
+_ENV_PAIRS = re.compile(r"^(agi_\w+):(.*)$", re.MULTILINE)  # one match per valid line
+# The end of the environment block: an empty line (after at least one line, or at the start).
+_BLOCK_END = re.compile(rb"(?:^|\n)\r?\n")
 _RESULT = re.compile(r"result=(\S*)(.*)")
 _ENDPOS = re.compile(r"\s*endpos=(-?\d+)\s*$")
 
 
 def parse_response(line: str) -> Response:
     """Parse the text of a 200 line after ``200 ``."""
+    if line.startswith("result=") and " " not in line:  # the common bare `result=N`
+        return Response(result=line[7:], line=line)
     m = _RESULT.fullmatch(line)
     if m is None:
         raise RemoteProtocolError(f"200 reply without result=: {line[:80]!r}")
@@ -288,6 +299,8 @@ class AGIConnection:
 
     # -- events out -------------------------------------------------------------------------
     def next_event(self) -> Event | _NeedData:
+        if self.state is State.ENVIRONMENT and (end := _BLOCK_END.search(self._buffer)):
+            return self._env_block(end)
         while True:
             if self.state is State.CLOSED:
                 return Closed()
@@ -319,6 +332,26 @@ class AGIConnection:
             raise RemoteProtocolError("stream ended inside a line")
         return Closed()
 
+    def _env_block(self, m: re.Match[bytes]) -> Environment:
+        """Fast path: the rest of the environment block is in the buffer; parse it at once."""
+        raw = bytes(self._buffer[: m.start()])
+        del self._buffer[: m.end()]
+        text = raw.decode("utf-8", errors="replace")
+        lines = text.count("\n") + 1 if raw else 0
+        if len(self._env) + lines > MAX_ENV_LINES:
+            raise RemoteProtocolError(f"environment over {MAX_ENV_LINES} lines")
+        if len(raw) > MAX_LINE_BYTES and max(map(len, text.split("\n"))) > MAX_LINE_BYTES:
+            raise RemoteProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+        pairs = _ENV_PAIRS.findall(text) if raw else []
+        if len(pairs) != lines:  # some line is not `agi_key: value`
+            bad = next(ln for ln in text.split("\n") if not _ENV_PAIRS.fullmatch(ln))
+            raise RemoteProtocolError(f"not an environment line: {bad[:80]!r}")
+        self._env.update({k: v.strip() for k, v in pairs})
+        if not self._env:
+            raise RemoteProtocolError("empty environment block")
+        self.state = State.IDLE
+        return Environment(MappingProxyType(dict(self._env)))
+
     def _env_line(self, line: str) -> Environment | None:
         if line == "":
             if not self._env:
@@ -326,7 +359,7 @@ class AGIConnection:
             self.state = State.IDLE
             return Environment(MappingProxyType(dict(self._env)))
         key, sep, value = line.partition(":")
-        if not sep or not key.startswith("agi_") or not key.replace("_", "").isalnum():
+        if not sep or not _ENV_KEY.fullmatch(key):
             raise RemoteProtocolError(f"not an environment line: {line[:80]!r}")
         if len(self._env) >= MAX_ENV_LINES:
             raise RemoteProtocolError(f"environment over {MAX_ENV_LINES} lines")

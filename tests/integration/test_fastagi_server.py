@@ -234,3 +234,15 @@ async def test_shutdown_cancels_calls_that_outlive_the_grace(serve) -> None:  # 
     await asyncio.wait_for(server.close(grace=0.2), WAIT)
     assert await peer.closed()
     assert server.active == 0
+
+
+async def test_connection_closed_before_the_environment_is_let_go(serve) -> None:  # type: ignore[no-untyped-def]
+    # panoramisk 1.4 spins at 100% CPU on such a connection (reads b"" forever); we must not.
+    server = await serve({"ivr": lambda session: asyncio.sleep(0)})
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.close()
+    for _ in range(250):
+        if server.completed == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert (server.completed, server.active) == (1, 0)
