@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hotline.config.settings import Settings, load_settings
+from hotline.config.settings import load_settings
 from hotline.lab.instance import Lab
 from tests.conftest import PG_URL
 
@@ -155,7 +155,3 @@ async def journal_rows(url: str, caller: str, wait: float = 10.0) -> list[dict[s
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
-
-
-def settings_for(env: dict[str, str]) -> Settings:
-    return load_settings(env={**os.environ, **env})
