@@ -71,7 +71,8 @@ async def test_unknown_command_and_usage_are_command_errors() -> None:
                 ("SET VARIABLE", "510 Invalid or unknown command"),
                 (
                     "SET VARIABLE",
-                    "520-Invalid command syntax.  Proper usage follows:\nUsage\n520 End of proper usage.",
+                    "520-Invalid command syntax.  Proper usage follows:\n"
+                    "Usage\n520 End of proper usage.",
                 ),
             ]
         )
