@@ -206,6 +206,34 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"lab {settings.lab.instance}: stopped")
 
 
+# -- sla --------------------------------------------------------------------------------------
+def cmd_sla(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+    import zoneinfo
+
+    from hotline.ticketing.calendar import CalendarError, WorkingCalendar
+    from hotline.ticketing.sla import SlaEngine, Stage
+
+    try:
+        start = dt.datetime.fromisoformat(args.start)
+    except ValueError:
+        raise CommandError(
+            f"--from {args.start!r} is not an ISO-8601 date-time (e.g. 2026-09-30T16:00+08:00)",
+            EXIT_CONFIG,
+        ) from None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=zoneinfo.ZoneInfo(settings.city.timezone))
+    try:
+        calendar = WorkingCalendar.from_settings(
+            settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
+        )
+        due = SlaEngine(calendar, settings.rules).due(Stage(args.stage), start)
+    except CalendarError as exc:
+        raise CommandError(str(exc)) from None
+    print(due.isoformat())
+    return 0
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     for section in fields(settings):
         values = asdict(getattr(settings, section.name))
@@ -247,6 +275,32 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--caller", default="", help="caller number (default: random 138…)")
     call.add_argument("--hold-ms", type=int, default=4000, help="listen after the last key")
 
+    from hotline.config.settings import RulesSettings
+    from hotline.ticketing.sla import Stage, limits
+
+    stage_help = "\n".join(
+        f"  {stage.value:<20} {limit.describe()}"
+        for stage, limit in limits(RulesSettings()).items()
+    )
+    sla = sub.add_parser("sla", help="deadlines on the working calendar")
+    sla_sub = sla.add_subparsers(dest="action", required=True)
+    due = sla_sub.add_parser(
+        "due",
+        help="print the deadline of a stage",
+        description="Print the deadline of STAGE started at --from, as ISO-8601 in the city's "
+        "time zone. Defaults from RULES.md; [rules] in the settings overrides them.",
+        epilog="stages:\n" + stage_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    due.add_argument("--stage", required=True, choices=[s.value for s in Stage], metavar="STAGE")
+    due.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="ISO-8601",
+        help="start instant, e.g. 2026-09-30T16:00+08:00 (no offset: the city's time zone)",
+    )
+
     cfg = sub.add_parser("config", help="settings")
     cfg.add_argument("action", choices=["show"])
     return p
@@ -259,6 +313,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "prompts": cmd_prompts,
     "lab": cmd_lab,
     "config": cmd_config,
+    "sla": cmd_sla,
 }
 
 

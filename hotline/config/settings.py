@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -110,9 +111,52 @@ class RedisSettings:
     key_prefix: str = setting("hotline:")
 
 
+_PERIODS = re.compile(r"\d{2}:\d{2}-\d{2}:\d{2}(,\d{2}:\d{2}-\d{2}:\d{2})*")
+
+
+def _office_hours(v: str) -> str | None:
+    expected = "periods like 08:30-12:00,13:30-17:30 (ascending, not overlapping)"
+    if not _PERIODS.fullmatch(v):
+        return expected
+    bounds = [b for period in v.split(",") for b in period.split("-")]
+    if any(not ("00:00" <= b <= "23:59" and b[3:] < "60") for b in bounds):
+        return expected
+    return None if bounds == sorted(bounds) and len(set(bounds)) == len(bounds) else expected
+
+
 @dataclass(frozen=True, slots=True)
 class CitySettings:
     timezone: str = setting("Asia/Shanghai", _timezone)
+    office_hours: str = setting("08:30-12:00,13:30-17:30", _office_hours, "rule C-2")
+    calendar_file: str = setting(
+        "", doc="TOML with holidays/make-up days the holiday library lacks (rule C-2)"
+    )
+
+
+def _hours(v: float) -> str | None:
+    return None if 0 < v <= 24 * 30 else "a positive number of hours"
+
+
+@dataclass(frozen=True, slots=True)
+class RulesSettings:
+    """Every number of the rule book (RULES.md); cities and upper platforms override them."""
+
+    assign_hours: float = setting(2.0, _hours, "D-1: working hours to assign")
+    assign_multi_days: float = setting(1.0, _positive, "D-1: working days, several units + lead")
+    sign_hours: float = setting(4.0, _hours, "D-3: working hours to sign")
+    return_days: float = setting(1.0, _positive, "D-4: working days to return")
+    handle_consultation_days: float = setting(3.0, _positive, "H-1: consultation")
+    handle_other_days: float = setting(5.0, _positive, "H-1: help, suggestion, complaint")
+    callback_days: float = setting(2.0, _positive, "B-1: working days to call back")
+    extension_window_hours: float = setting(24.0, _hours, "H-3: window before the deadline")
+    extension_window: str = setting(
+        "within", _one_of("within", "before"), "H-3: within the last N hours, or before them"
+    )
+    extension_max_cycles: float = setting(1.0, _positive, "H-3: at most one original cycle")
+    repeat_reply_limit: int = setting(3, _positive, "D-6: more than N timely replies")
+    emergency_assign_minutes: float = setting(10.0, _positive, "E-3: wall-clock minutes")
+    emergency_response_minutes: float = setting(30.0, _positive, "E-4: wall-clock minutes")
+    emergency_result_days: float = setting(1.0, _positive, "E-4: working days after finishing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +226,7 @@ class Settings:
     ivr: IvrSettings = field(default_factory=IvrSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
     lab: LabSettings = field(default_factory=LabSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
 
 
 T = TypeVar("T")
