@@ -1,0 +1,808 @@
+"""The ticket aggregate: one citizen request through the office and the linked units.
+
+Theory of operation. A :class:`Ticket` holds its own state and its :class:`Assignment` s (one
+per unit; several with a lead for multi-unit tickets, rule D-5). Every action is a method that
+takes a :class:`Ctx` (who acts, when, and the SLA engine), checks the transition table and the
+rule it enforces, changes the aggregate, and appends a :class:`~hotline.ticketing.model.
+TicketEvent` (actor, role, time, action, rule, before/after). An action the rules forbid raises
+:class:`~hotline.ticketing.model.TicketError` with a machine-readable code and the rule id and
+changes nothing. No I/O here: persistence and the unit of work live in ``repository.py``.
+
+Ticket states move REGISTERED → ASSIGNED → REVIEW → CALLBACK → CLOSED, with REJECTED (I-3),
+INTERNAL (T), DISSATISFIED (B-2) on the side; assignment states move ASSIGNED → SIGNED →
+REPLY_DRAFTED → REPLIED → ACCEPTED, with RETURN_REQUESTED/RETURNED (D-4) on the side. The ticket
+state that follows the assignments is derived in :meth:`Ticket._settle`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hotline.ticketing.model import (
+    LIVE_ASSIGNMENT,
+    Actor,
+    AssignmentState,
+    CallbackResult,
+    Channel,
+    Citizen,
+    Deadline,
+    InternalCategory,
+    RejectReason,
+    TicketError,
+    TicketEvent,
+    TicketState,
+    TicketType,
+)
+from hotline.ticketing.sla import SlaEngine, Stage
+
+A = AssignmentState
+T = TicketState
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    rule: str  # the rule that governs the action
+    tickets: frozenset[TicketState]  # ticket states it may start from
+    assignments: frozenset[AssignmentState] | None = None  # assignment states, if it acts on one
+
+
+def _t(
+    rule: str, tickets: set[TicketState], assignments: set[AssignmentState] | None = None
+) -> Transition:
+    return Transition(rule, frozenset(tickets), frozenset(assignments) if assignments else None)
+
+
+# The transition table: every action, where it may start, and the rule behind it.
+TRANSITIONS: dict[str, Transition] = {
+    "reject": _t("I-3", {T.REGISTERED}),
+    "answer_on_spot": _t("I-5", {T.REGISTERED}),
+    "assign": _t("D-1", {T.REGISTERED, T.ASSIGNED}),
+    "stop_repeat": _t("D-6", {T.REGISTERED}),
+    "transfer_internal": _t("T-1", {T.REGISTERED, T.ASSIGNED}),
+    "internal_result": _t("T-2", {T.INTERNAL}),
+    "sign": _t("D-3", {T.ASSIGNED}, {A.ASSIGNED}),
+    "request_return": _t("D-4", {T.ASSIGNED}, {A.ASSIGNED, A.SIGNED}),
+    "decide_return": _t("D-4", {T.ASSIGNED}, {A.RETURN_REQUESTED}),
+    "request_extension": _t("H-3", {T.ASSIGNED}, {A.SIGNED, A.REPLY_DRAFTED}),
+    "decide_extension": _t("H-3", {T.ASSIGNED}, {A.SIGNED, A.REPLY_DRAFTED}),
+    "draft_reply": _t("H-4", {T.ASSIGNED}, {A.SIGNED, A.REPLY_DRAFTED}),
+    "approve_reply": _t("H-4", {T.ASSIGNED}, {A.REPLY_DRAFTED}),
+    "review": _t("H-5", {T.ASSIGNED, T.REVIEW}, {A.REPLIED}),
+    "propose_no_publication": _t(
+        "P-1", {T.ASSIGNED, T.REVIEW, T.CALLBACK}, {A.REPLY_DRAFTED, A.REPLIED, A.ACCEPTED}
+    ),
+    "callback": _t("B-1", {T.CALLBACK}),
+    "rehandle": _t("B-2", {T.DISSATISFIED}),
+    "office_close": _t("B-2", {T.DISSATISFIED}),
+    "decide_publication": _t("P-1", {T.CLOSED}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    actor: Actor
+    now: dt.datetime
+    sla: SlaEngine
+
+
+@dataclass(slots=True)
+class Reply:
+    text: str
+    attachments: tuple[str, ...]
+    drafted_by: str
+    drafted_at: dt.datetime
+    approved_by: str | None = None
+    approved_at: dt.datetime | None = None
+
+
+@dataclass(slots=True)
+class Extension:  # rule H-3
+    reason: str
+    extra_days: float
+    progress: str
+    plan: str
+    requested_by: str
+    requested_at: dt.datetime
+    approved: bool | None = None
+    granted_days: float = 0.0
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    note: str = ""
+
+
+@dataclass(slots=True)
+class ReturnRequest:  # rule D-4
+    reason: str
+    basis: str
+    suggested_unit: str
+    requested_by: str
+    requested_at: dt.datetime
+    previous_state: AssignmentState
+    justified: bool | None = None
+    decided_by: str | None = None
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Assignment:
+    id: str
+    unit_id: str
+    lead: bool
+    state: AssignmentState
+    assigned_at: dt.datetime
+    sign: Deadline
+    return_window: Deadline
+    handle: Deadline
+    round: int = 1  # 2, 3, … after re-handling (B-2)
+    return_refused: bool = False  # D-4: may not return again
+    return_request: ReturnRequest | None = None
+    extensions: list[Extension] = field(default_factory=list)
+    reply: Reply | None = None
+    sent_back: int = 0  # H-5 review send-backs
+    review_note: str = ""
+    no_publication: str = ""  # P-1(3): the unit's reason to keep the reply unpublished
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_ASSIGNMENT
+
+
+@dataclass(slots=True)
+class Callback:
+    result: CallbackResult
+    note: str
+    by: str
+    at: dt.datetime
+    late: bool
+
+
+@dataclass(slots=True)
+class Publication:  # rules P-1, T-5
+    published: bool
+    exception: str | None  # internal_transfer | citizen_opted_out | unit_proposal | law_forbids
+    decided_by: str
+    decided_at: dt.datetime
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Internal:  # rules T-1 … T-4
+    category: InternalCategory
+    unit_id: str
+    unit_name: str
+    contact: str
+    notice: str  # what the citizen is told through the original channel (T-4)
+    filing_copy_to_discipline: bool
+    result: str = ""
+
+
+NOTICE_TEMPLATE = "您所反映的问题已转由{unit}内部办理，{unit}的联系方式是{contact}"  # rule T-4
+
+
+@dataclass(slots=True)
+class Ticket:
+    id: str
+    number: str
+    type: TicketType
+    channel: Channel
+    citizen: Citizen
+    subject: str
+    content: str
+    registered_at: dt.datetime
+    registered_by: str
+    assign_deadline: Deadline
+    state: TicketState = TicketState.REGISTERED
+    version: int = 0
+    upstream_id: str | None = None
+    upstream_due: dt.datetime | None = None  # H-1: an upper-level deadline wins
+    category: str = ""  # routing category (D-2)
+    address: str = ""
+    publish_consent: bool = True  # P-1(2): the citizen's choice
+    repeat_of: str | None = None  # D-6: the earlier ticket of the same request
+    assignments: list[Assignment] = field(default_factory=list)
+    callback_deadline: Deadline | None = None
+    callbacks: list[Callback] = field(default_factory=list)
+    rehandled: int = 0
+    rejection: tuple[RejectReason, str] | None = None
+    answer: str = ""
+    internal: Internal | None = None
+    closed_at: dt.datetime | None = None
+    closed_how: str = ""
+    decision: str = ""  # the office's recorded decision (B-2 office close, D-6)
+    publication: Publication | None = None
+    events: list[TicketEvent] = field(default_factory=list)
+    pending: list[TicketEvent] = field(default_factory=list)  # not yet persisted
+
+    # -- intake -------------------------------------------------------------------------------
+    @classmethod
+    def register(
+        cls,
+        ctx: Ctx,
+        *,
+        id: str,
+        number: str,
+        type: TicketType,
+        channel: Channel,
+        citizen: Citizen,
+        subject: str,
+        content: str,
+        upstream_id: str | None = None,
+        upstream_due: dt.datetime | None = None,
+        category: str = "",
+        address: str = "",
+        publish_consent: bool = True,
+        repeat_of: str | None = None,
+    ) -> Ticket:
+        """Rules I-1, I-2: a type, a channel, and for pushed tickets the upstream id."""
+        if channel.pushed and not upstream_id:
+            raise TicketError(
+                "upstream_id_required", f"{channel.value} tickets carry the upstream id", "I-2"
+            )
+        if not content.strip():
+            raise TicketError("content_required", "a ticket records the request", "I-1")
+        ticket = cls(
+            id=id,
+            number=number,
+            type=type,
+            channel=channel,
+            citizen=citizen,
+            subject=subject.strip() or content.strip()[:40],
+            content=content,
+            registered_at=ctx.now,
+            registered_by=ctx.actor.user_id,
+            assign_deadline=Deadline(Stage.ASSIGN.value, "D-1", ctx.sla.due(Stage.ASSIGN, ctx.now)),
+            upstream_id=upstream_id or None,
+            upstream_due=upstream_due,
+            category=category,
+            address=address,
+            publish_consent=publish_consent,
+            repeat_of=repeat_of,
+        )
+        ticket._record(
+            ctx,
+            "register",
+            "I-1",
+            "",
+            T.REGISTERED.value,
+            type=type.value,
+            channel=channel.value,
+            upstream_id=upstream_id,
+        )
+        return ticket
+
+    def reject(self, ctx: Ctx, reason: RejectReason, explanation: str) -> None:
+        """Rules I-3, I-4: one of the nine reasons, and what the caller was told."""
+        self._check("reject")
+        if not explanation.strip():
+            raise TicketError(
+                "explanation_required", "record the explanation given to the citizen", "I-4"
+            )
+        self.rejection = (reason, explanation)
+        self._close(ctx, "reject", "I-3", "rejected", state=T.REJECTED, reason=reason.value)
+
+    def answer_on_spot(self, ctx: Ctx, answer: str, knowledge_id: str = "") -> None:
+        """Rule I-5: a consultation answered from the knowledge base is closed at once."""
+        self._check("answer_on_spot")
+        if self.type is not TicketType.CONSULTATION:
+            raise TicketError(
+                "not_a_consultation",
+                "only a consultation is closed by an answer on the spot",
+                "I-5",
+            )
+        if not answer.strip():
+            raise TicketError("answer_required", "record the answer given", "I-5")
+        self.answer = answer
+        self._close(ctx, "answer_on_spot", "I-5", "answered_on_spot", knowledge_id=knowledge_id)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def assign(self, ctx: Ctx, units: list[str], lead: str | None = None) -> None:
+        """Rules D-1, D-5: to one or several units, a lead among them when several."""
+        self._check("assign")
+        if not units or len(set(units)) != len(units):
+            raise TicketError("units_required", "name one or more distinct units", "D-5")
+        if lead is not None and lead not in units:
+            raise TicketError("lead_not_assigned", "the lead must be one of the units", "D-5")
+        taken = {a.unit_id for a in self.assignments if a.live}
+        if taken & set(units):
+            raise TicketError(
+                "already_assigned", f"already with {sorted(taken & set(units))}", "D-5"
+            )
+        before = self.state.value
+        if not self.assignments:
+            multi = len(units) > 1 and lead is not None
+            stage = Stage.ASSIGN_MULTI if multi else Stage.ASSIGN
+            due = ctx.sla.due(stage, self.registered_at)
+            self.assign_deadline = Deadline(stage.value, "D-1", due, ctx.now)
+        for unit in units:
+            self.assignments.append(self._new_assignment(ctx, unit, lead == unit, 1))
+        self.state = T.ASSIGNED
+        self._record(
+            ctx,
+            "assign",
+            "D-1",
+            before,
+            self.state.value,
+            units=units,
+            lead=lead,
+            late=self.assign_deadline.late,
+        )
+
+    def _new_assignment(self, ctx: Ctx, unit: str, lead: bool, round: int) -> Assignment:
+        return Assignment(
+            id=f"{self.id}-{len(self.assignments) + 1}",
+            unit_id=unit,
+            lead=lead,
+            state=A.ASSIGNED,
+            assigned_at=ctx.now,
+            sign=Deadline(Stage.SIGN.value, "D-3", ctx.sla.due(Stage.SIGN, ctx.now)),
+            return_window=Deadline(Stage.RETURN.value, "D-4", ctx.sla.due(Stage.RETURN, ctx.now)),
+            handle=Deadline(self.handle_stage.value, "H-1", self._handle_due(ctx)),
+            round=round,
+        )
+
+    @property
+    def handle_stage(self) -> Stage:
+        if self.type is TicketType.CONSULTATION:
+            return Stage.HANDLE_CONSULTATION
+        return Stage.HANDLE_OTHER
+
+    def _handle_due(self, ctx: Ctx) -> dt.datetime:
+        if self.upstream_due is not None and self.rehandled == 0:
+            return self.upstream_due  # rule H-1: the upper level's own deadline wins
+        return ctx.sla.due(self.handle_stage, ctx.now)
+
+    def stop_repeat(self, ctx: Ctx, timely_replies: int, new_facts: bool, decision: str) -> None:
+        """Rule D-6: after more than N timely replies and no new facts, stop assigning."""
+        self._check("stop_repeat")
+        limit = ctx.sla.rules.repeat_reply_limit
+        if not self.repeat_of:
+            raise TicketError("not_a_repeat", "link the earlier ticket first", "D-6")
+        if new_facts or timely_replies <= limit:
+            raise TicketError(
+                "repeat_limit_not_reached",
+                f"{timely_replies} timely replies (more than {limit} needed) "
+                f"{'and new facts' if new_facts else ''}".strip(),
+                "D-6",
+            )
+        self.decision = decision
+        self._close(ctx, "stop_repeat", "D-6", "repeat_not_assigned", timely_replies=timely_replies)
+
+    # -- the unit's side ----------------------------------------------------------------------
+    def sign(self, ctx: Ctx, assignment_id: str) -> None:
+        """Rule D-3: the unit signs within 4 working hours."""
+        a = self._assignment("sign", ctx, assignment_id)
+        a.sign = a.sign.finish(ctx.now)
+        self._move(ctx, a, "sign", "D-3", A.SIGNED, late=a.sign.late)
+
+    def request_return(
+        self, ctx: Ctx, assignment_id: str, reason: str, basis: str, suggested_unit: str
+    ) -> None:
+        """Rule D-4: with a reason, a legal/mandate basis and a suggested unit; once refused,
+        never again."""
+        a = self._assignment("request_return", ctx, assignment_id)
+        if a.return_refused:
+            raise TicketError(
+                "second_return_refused",
+                "the office found the earlier return unjustified; this unit may not return it "
+                "again",
+                "D-4",
+            )
+        missing = [
+            n
+            for n, v in (("reason", reason), ("basis", basis), ("suggested_unit", suggested_unit))
+            if not v.strip()
+        ]
+        if missing:
+            raise TicketError("return_fields_required", f"missing: {', '.join(missing)}", "D-4")
+        a.return_request = ReturnRequest(
+            reason, basis, suggested_unit, ctx.actor.user_id, ctx.now, a.state
+        )
+        a.return_window = a.return_window.finish(ctx.now)
+        self._move(
+            ctx,
+            a,
+            "request_return",
+            "D-4",
+            A.RETURN_REQUESTED,
+            late=a.return_window.late,
+            suggested_unit=suggested_unit,
+        )
+
+    def decide_return(
+        self,
+        ctx: Ctx,
+        assignment_id: str,
+        justified: bool,
+        note: str,
+        reassign_to: list[str] | None = None,
+    ) -> None:
+        """Rule D-4: justified → the ticket goes to another unit; not → it stays, for good."""
+        a = self._assignment("decide_return", ctx, assignment_id)
+        request = a.return_request
+        assert request is not None
+        request.justified, request.decided_by, request.note = justified, ctx.actor.user_id, note
+        if not justified:
+            a.return_refused = True
+            self._move(ctx, a, "decide_return", "D-4", request.previous_state, justified=False)
+            return
+        self._move(ctx, a, "decide_return", "D-4", A.RETURNED, justified=True)
+        if reassign_to:
+            self.assign(ctx, reassign_to, None)
+        elif not any(x.live for x in self.assignments):
+            before = self.state.value
+            self.state = T.REGISTERED  # back to the office to assign again
+            self._record(ctx, "await_reassignment", "D-4", before, self.state.value)
+
+    def request_extension(
+        self,
+        ctx: Ctx,
+        assignment_id: str,
+        reason: str,
+        extra_days: float,
+        progress: str,
+        plan: str,
+    ) -> None:
+        """Rule H-3: with the leader's approval, inside the window before the deadline, with
+        its four fields, at most one original cycle in all."""
+        a = self._assignment("request_extension", ctx, assignment_id)
+        self._need(ctx, "unit_leader", "H-3")
+        missing = [
+            n
+            for n, v in (("reason", reason), ("progress", progress), ("plan", plan))
+            if not v.strip()
+        ]
+        if extra_days <= 0:
+            missing.append("extra_days")
+        if missing:
+            raise TicketError("extension_fields_required", f"missing: {', '.join(missing)}", "H-3")
+        if any(e.approved is None for e in a.extensions):
+            raise TicketError("extension_pending", "an extension request is pending", "H-3")
+        self._check_extension_window(ctx, a)
+        cycle = ctx.sla.limits[self.handle_stage].amount * ctx.sla.rules.extension_max_cycles
+        granted = sum(e.granted_days for e in a.extensions if e.approved)
+        if granted + extra_days > cycle:
+            raise TicketError(
+                "extension_too_long",
+                f"{granted:g} + {extra_days:g} working days exceed one original cycle ({cycle:g})",
+                "H-3",
+            )
+        a.extensions.append(
+            Extension(reason, extra_days, progress, plan, ctx.actor.user_id, ctx.now)
+        )
+        self._move(ctx, a, "request_extension", "H-3", a.state, extra_days=extra_days)
+
+    def _check_extension_window(self, ctx: Ctx, a: Assignment) -> None:
+        rules = ctx.sla.rules
+        opens = a.handle.due - dt.timedelta(hours=rules.extension_window_hours)
+        if rules.extension_window == "within":  # literal: 截止前24小时内
+            inside = opens <= ctx.now <= a.handle.due
+            where = f"between {opens.isoformat()} and {a.handle.due.isoformat()}"
+        else:  # "no later than 24 hours before"
+            inside = ctx.now <= opens
+            where = f"no later than {opens.isoformat()}"
+        if not inside:
+            raise TicketError(
+                "extension_outside_window", f"extensions are requested {where}", "H-3"
+            )
+
+    def decide_extension(
+        self,
+        ctx: Ctx,
+        assignment_id: str,
+        approve: bool,
+        days: float | None = None,
+        note: str = "",
+    ) -> None:
+        """Rule H-3: the office approves (at most what was asked) or refuses."""
+        a = self._assignment("decide_extension", ctx, assignment_id)
+        pending = [e for e in a.extensions if e.approved is None]
+        if not pending:
+            raise TicketError("no_extension_pending", "no extension request to decide", "H-3")
+        ext = pending[0]
+        granted = ext.extra_days if days is None else days
+        if approve and not 0 < granted <= ext.extra_days:
+            raise TicketError(
+                "extension_grant_invalid",
+                f"grant between 0 and {ext.extra_days:g} working days",
+                "H-3",
+            )
+        ext.approved, ext.decided_by, ext.decided_at, ext.note = (
+            approve,
+            ctx.actor.user_id,
+            ctx.now,
+            note,
+        )
+        if approve:
+            ext.granted_days = granted
+            new_due = ctx.sla.calendar.add_working_days(a.handle.due, granted)
+            a.handle = replace(a.handle, due=new_due)
+        self._move(
+            ctx,
+            a,
+            "decide_extension",
+            "H-3",
+            a.state,
+            approved=approve,
+            granted_days=ext.granted_days,
+            handle_due=a.handle.due.isoformat(),
+        )
+
+    def draft_reply(
+        self, ctx: Ctx, assignment_id: str, text: str, attachments: tuple[str, ...] = ()
+    ) -> None:
+        """Rules H-2, H-4: the handler drafts a specific reply, with site photos if any."""
+        a = self._assignment("draft_reply", ctx, assignment_id)
+        if len(text.strip()) < 10:
+            raise TicketError(
+                "reply_too_short", "a reply states what was done, specifically", "H-4"
+            )
+        a.reply = Reply(text, tuple(attachments), ctx.actor.user_id, ctx.now)
+        self._move(ctx, a, "draft_reply", "H-4", A.REPLY_DRAFTED, attachments=len(attachments))
+
+    def approve_reply(self, ctx: Ctx, assignment_id: str, approve: bool, note: str = "") -> None:
+        """Rule H-4: the reply reaches the office only after the unit's leader approves it."""
+        a = self._assignment("approve_reply", ctx, assignment_id)
+        self._need(ctx, "unit_leader", "H-4")
+        if not approve:
+            self._move(ctx, a, "approve_reply", "H-4", A.SIGNED, approved=False, note=note)
+            return
+        assert a.reply is not None
+        a.reply.approved_by, a.reply.approved_at = ctx.actor.user_id, ctx.now
+        a.handle = a.handle.finish(ctx.now)
+        self._move(ctx, a, "approve_reply", "H-4", A.REPLIED, approved=True, late=a.handle.late)
+
+    def propose_no_publication(self, ctx: Ctx, assignment_id: str, reason: str) -> None:
+        """Rule P-1(3): the unit proposes not to publish its reply; the office decides."""
+        a = self._assignment("propose_no_publication", ctx, assignment_id)
+        self._need(ctx, "unit_leader", "P-1")
+        if not reason.strip():
+            raise TicketError("reason_required", "say why the reply should stay unpublished", "P-1")
+        a.no_publication = reason
+        self._move(ctx, a, "propose_no_publication", "P-1", a.state)
+
+    # -- the office's review and callback ----------------------------------------------------
+    def review(self, ctx: Ctx, assignment_id: str, passed: bool, note: str = "") -> None:
+        """Rule H-5: a reply that is not standard, specific or complete goes back to the unit,
+        which completes it within the original deadline."""
+        a = self._assignment("review", ctx, assignment_id)
+        a.review_note = note
+        if passed:
+            self._move(ctx, a, "review", "H-5", A.ACCEPTED, passed=True)
+            return
+        if not note.strip():
+            raise TicketError("note_required", "say what the reply lacks", "H-5")
+        a.sent_back += 1
+        a.handle = replace(a.handle, done=None)  # the original deadline still runs
+        self._move(
+            ctx, a, "review", "H-5", A.SIGNED, passed=False, handle_due=a.handle.due.isoformat()
+        )
+
+    def callback(self, ctx: Ctx, result: CallbackResult, note: str = "") -> None:
+        """Rules B-1, B-2: satisfied or no objection closes; unsatisfied reopens."""
+        self._check("callback")
+        assert self.callback_deadline is not None
+        self.callback_deadline = self.callback_deadline.finish(ctx.now)
+        late = bool(self.callback_deadline.late)
+        self.callbacks.append(Callback(result, note, ctx.actor.user_id, ctx.now, late))
+        if result is CallbackResult.UNSATISFIED:
+            before = self.state.value
+            self.state = T.DISSATISFIED
+            self._record(
+                ctx, "callback", "B-2", before, self.state.value, result=result.value, late=late
+            )
+            return
+        self._close(ctx, "callback", "B-2", result.value, result=result.value, late=late)
+
+    def rehandle(self, ctx: Ctx, units: list[str] | None = None, note: str = "") -> None:
+        """Rule B-2: back to the unit(s) for re-handling, with a fresh handling cycle."""
+        self._check("rehandle")
+        done = [a for a in self.assignments if a.state is A.ACCEPTED]
+        units = units or [a.unit_id for a in done]
+        self.rehandled += 1
+        for a in done:
+            a.state = A.WITHDRAWN
+        before = self.state.value
+        for unit in units:
+            lead = any(a.lead and a.unit_id == unit for a in done)
+            self.assignments.append(self._new_assignment(ctx, unit, lead, self.rehandled + 1))
+        self.state = T.ASSIGNED
+        self.callback_deadline = None
+        self._record(ctx, "rehandle", "B-2", before, self.state.value, units=units, note=note)
+
+    def office_close(self, ctx: Ctx, decision: str) -> None:
+        """Rule B-2: still unsatisfied after re-handling → the office may close, on record."""
+        self._check("office_close")
+        if self.rehandled == 0:
+            raise TicketError(
+                "rehandle_first",
+                "an unsatisfied ticket is re-handled before the office may close it",
+                "B-2",
+            )
+        if not decision.strip():
+            raise TicketError("decision_required", "record the office's decision", "B-2")
+        self.decision = decision
+        self._close(ctx, "office_close", "B-2", "office_decision")
+
+    # -- internal transfer --------------------------------------------------------------------
+    def transfer_internal(
+        self, ctx: Ctx, category: InternalCategory, unit_id: str, unit_name: str, contact: str
+    ) -> None:
+        """Rules T-1 … T-4: non-public handling; the citizen is told where it went."""
+        self._check("transfer_internal")
+        if category is InternalCategory.DISCIPLINE:
+            self._need(ctx, "discipline_officer", "T-1")  # a designated officer
+        if not (unit_name.strip() and contact.strip()):
+            raise TicketError(
+                "notice_fields_required", "the notice names the unit and its contact", "T-4"
+            )
+        for a in self.assignments:
+            if a.live:
+                a.state = A.WITHDRAWN
+        before = self.state.value
+        self.internal = Internal(
+            category,
+            unit_id,
+            unit_name,
+            contact,
+            NOTICE_TEMPLATE.format(unit=unit_name, contact=contact),
+            filing_copy_to_discipline=category is InternalCategory.WORK_STYLE,  # T-2
+        )
+        self.state = T.INTERNAL
+        self._record(
+            ctx,
+            "transfer_internal",
+            "T-1",
+            before,
+            self.state.value,
+            category=category.value,
+            unit=unit_id,
+        )
+
+    def internal_result(self, ctx: Ctx, result: str) -> None:
+        """Rule T-2: the result reaches the office (and the discipline commission)."""
+        self._check("internal_result")
+        assert self.internal is not None
+        if not result.strip():
+            raise TicketError("result_required", "record the result", "T-2")
+        self.internal.result = result
+        self.publication = Publication(False, "internal_transfer", "system", ctx.now)  # T-5
+        self._close(ctx, "internal_result", "T-2", "internal", published=False)
+
+    # -- publication --------------------------------------------------------------------------
+    def decide_publication(
+        self, ctx: Ctx, agree_with_unit: bool = False, law_forbids: bool = False, note: str = ""
+    ) -> None:
+        """Rule P-1: published unless one of its four exceptions holds."""
+        self._check("decide_publication")
+        if self.internal is not None:
+            raise TicketError(
+                "internal_never_published", "internal transfers are never published", "T-5"
+            )
+        proposals = [a.no_publication for a in self.assignments if a.no_publication]
+        if agree_with_unit and not proposals:
+            raise TicketError("no_unit_proposal", "no unit proposed to keep it unpublished", "P-1")
+        exception = None
+        if not self.publish_consent:
+            exception = "citizen_opted_out"  # P-1(2)
+        elif agree_with_unit:
+            exception = "unit_proposal"  # P-1(3)
+        elif law_forbids:
+            exception = "law_forbids"  # P-1(4)
+        before = "published" if self.published else "unpublished"
+        self.publication = Publication(
+            exception is None, exception, ctx.actor.user_id, ctx.now, note
+        )
+        self._record(
+            ctx,
+            "decide_publication",
+            "P-1",
+            before,
+            "published" if self.published else "unpublished",
+            exception=exception,
+        )
+
+    @property
+    def published(self) -> bool:
+        return self.publication is not None and self.publication.published
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _check(self, action: str) -> None:
+        transition = TRANSITIONS[action]
+        if self.state not in transition.tickets:
+            raise TicketError(
+                "illegal_transition",
+                f"{action} is not possible while the ticket is {self.state.value}",
+                transition.rule,
+            )
+
+    def _assignment(self, action: str, ctx: Ctx, assignment_id: str) -> Assignment:
+        self._check(action)
+        a = next((x for x in self.assignments if x.id == assignment_id), None)
+        if a is None:
+            raise TicketError(
+                "unknown_assignment", f"no assignment {assignment_id}", TRANSITIONS[action].rule
+            )
+        actor = ctx.actor
+        if actor.role.in_unit and actor.unit_id != a.unit_id:
+            raise TicketError(
+                "not_your_assignment", "a unit acts on its own assignments only", "Y-1"
+            )
+        transition = TRANSITIONS[action]
+        if transition.assignments is not None and a.state not in transition.assignments:
+            raise TicketError(
+                "illegal_transition",
+                f"{action} is not possible while the assignment is {a.state.value}",
+                transition.rule,
+            )
+        return a
+
+    @staticmethod
+    def _need(ctx: Ctx, role: str, rule: str) -> None:
+        if ctx.actor.role.value != role:
+            raise TicketError("role_required", f"only the {role} may do this", rule)
+
+    def _move(
+        self, ctx: Ctx, a: Assignment, action: str, rule: str, to: AssignmentState, **data: Any
+    ) -> None:
+        before = a.state.value
+        a.state = to
+        self._record(ctx, action, rule, before, to.value, assignment=a.id, unit=a.unit_id, **data)
+        self._settle(ctx)
+
+    def _settle(self, ctx: Ctx) -> None:
+        """Derive the ticket's state from its live assignments."""
+        live = [a for a in self.assignments if a.live]
+        if self.state not in (T.ASSIGNED, T.REVIEW, T.CALLBACK) or not live:
+            return
+        before = self.state
+        if all(a.state is A.ACCEPTED for a in live):
+            self.state = T.CALLBACK
+        elif all(a.state in (A.REPLIED, A.ACCEPTED) for a in live):
+            self.state = T.REVIEW
+        else:
+            self.state = T.ASSIGNED
+        if self.state is T.REVIEW and before is T.ASSIGNED:
+            # Art. 9(6): the callback clock runs from the office receiving the units' replies
+            self.callback_deadline = Deadline(
+                Stage.CALLBACK.value, "B-1", ctx.sla.due(Stage.CALLBACK, ctx.now)
+            )
+        if self.state is not before:
+            rule = "B-1" if self.state is T.CALLBACK else "H-5"
+            self._record(ctx, "settle", rule, before.value, self.state.value)
+
+    def _close(
+        self, ctx: Ctx, action: str, rule: str, how: str, state: TicketState = T.CLOSED, **data: Any
+    ) -> None:
+        before = self.state.value
+        self.state = state
+        self.closed_at = ctx.now
+        self.closed_how = how
+        self._record(ctx, action, rule, before, state.value, how=how, **data)
+
+    def _record(
+        self, ctx: Ctx, action: str, rule: str, before: str, after: str, **data: Any
+    ) -> None:
+        event = TicketEvent(
+            seq=len(self.events) + 1,
+            at=ctx.now,
+            actor=ctx.actor.user_id,
+            role=ctx.actor.role.value,
+            action=action,
+            rule=rule,
+            before=before,
+            after=after,
+            data={k: v for k, v in data.items() if v is not None},
+        )
+        self.events.append(event)
+        self.pending.append(event)
+
+    # -- views --------------------------------------------------------------------------------
+    def live_assignments(self) -> list[Assignment]:
+        return [a for a in self.assignments if a.live]
+
+    def assignment_for(self, unit_id: str) -> Assignment | None:
+        return next(
+            (a for a in reversed(self.assignments) if a.unit_id == unit_id and a.live), None
+        )
