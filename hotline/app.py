@@ -27,7 +27,7 @@ from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
 from hotline.appkeys import AGI, CLOCK, ENGINE, JOURNAL, LIVE, NODE, SETTINGS
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
-from hotline.ivr.inbound import JournalWriter, Menu, inbound_handler
+from hotline.ivr.inbound import JournalWriter, scripts
 from hotline.ivr.journal_sql import SqlCallJournal
 from hotline.privacy import mask_phone
 from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
@@ -43,7 +43,6 @@ class Services:
 
     node: str
     live: LiveCalls
-    clock: Clock
 
 
 def node_name(settings: Settings) -> str:
@@ -116,10 +115,10 @@ async def _heartbeat(live: LiveCalls, node: str) -> None:
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     writer = JournalWriter(app[JOURNAL])
-    services = Services(node=app[NODE], live=app[LIVE], clock=app[CLOCK])
-    menu = Menu(settings.ivr.menu, settings.ivr.digit_timeout_ms, settings.ivr.attempts)
+    services = Services(node=app[NODE], live=app[LIVE])
     router = Router()
-    router.add("ivr", tracked(inbound_handler(menu, writer, app[CLOCK].now), services))
+    for path, handler in scripts(settings, writer, app[CLOCK].now).items():
+        router.add(path, tracked(handler, services))
     server = FastAGIServer(
         router,
         host=settings.server.agi_host,

@@ -40,6 +40,9 @@ def _setup_logging(settings: Settings) -> None:
 
 # -- serve / db -------------------------------------------------------------------------------
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from hotline.app import serve
     from hotline.db import NotMigrated
 
@@ -47,9 +50,29 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
     except NotMigrated as exc:
         raise CommandError(f"refusing to start: {exc}", EXIT_CONFIG) from None
-    except OSError as exc:
-        raise CommandError(f"cannot start: {exc}") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandError(
+            f"cannot start: database {_safe_url(settings.database.url)}: {_first_line(exc)}"
+        ) from None
+    except RedisError as exc:
+        raise CommandError(
+            f"cannot start: Redis {_safe_url(settings.redis.url)}: {_first_line(exc)}"
+        ) from None
     return 0
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
@@ -64,10 +87,14 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         revision = asyncio.run(run())
-    except OSError as exc:
-        raise CommandError(f"cannot reach the database: {exc}") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandError(
+            f"database {_safe_url(settings.database.url)}: {_first_line(exc)}"
+        ) from None
     head = db.head_revision()
     print(f"database revision: {revision or 'none'} (code head: {head})")
     return 0

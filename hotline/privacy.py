@@ -4,17 +4,18 @@ from __future__ import annotations
 
 
 def mask_phone(number: str) -> str:
-    """``13812345678`` -> ``138****5678``; short numbers keep only their last two digits.
+    """Hide at least half of a number: ``13812345678`` -> ``138****5678`` (mobile, 11+ digits),
+    ``62345678`` -> ``****5678`` (landline), ``867530`` -> ``****30``.
 
-    Service numbers such as 12345 or 110 are not personal and stay readable.
+    Service numbers of up to five digits (12345, 110, extensions) are not personal.
     """
-    if not number or number == "unknown":
+    if not number or number == "unknown" or len(number) <= 5:
         return number
-    if len(number) <= 5:
-        return number
-    if len(number) < 8:
-        return "*" * (len(number) - 2) + number[-2:]
-    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    if len(number) >= 11:
+        return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    if len(number) >= 8:
+        return "*" * (len(number) - 4) + number[-4:]
+    return "*" * (len(number) - 2) + number[-2:]
 
 
 def mask_name(name: str) -> str:

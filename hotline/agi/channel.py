@@ -88,6 +88,10 @@ class Digits:
 class AGIChannel:
     """The AGI commands the IVR uses, with results as Python values."""
 
+    # Playing media keeps Asterisk busy as long as the prompt lasts: the idle timeout is for
+    # a silent peer, not for a long announcement.
+    MEDIA_TIME = 300.0
+
     def __init__(self, runner: CommandRunner) -> None:
         self.runner = runner
 
@@ -108,7 +112,7 @@ class AGIChannel:
 
     async def stream_file(self, prompt: str, escape_digits: str = "") -> str:
         """Play ``prompt``; return the escape digit pressed, or ``""`` if it played through."""
-        response = await self._run("STREAM FILE", prompt, escape_digits)
+        response = await self._run("STREAM FILE", prompt, escape_digits, extra_time=self.MEDIA_TIME)
         code = response.result_int or 0
         return chr(code) if code > 0 else ""
 
@@ -119,7 +123,7 @@ class AGIChannel:
             prompt,
             str(timeout_ms),
             str(max_digits),
-            extra_time=max(timeout_ms, 0) / 1000 * max(max_digits, 1),
+            extra_time=self.MEDIA_TIME + max(timeout_ms, 0) / 1000 * max(max_digits, 1),
         )
         return Digits(response.result, response.data == "timeout")
 

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hotline.agi.channel import (
     AGIChannel,
@@ -71,8 +71,11 @@ class AGIStreamProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        with contextlib.suppress(AGIProtocolError):  # only "data after EOF": TCP cannot send it
+        try:
             self.connection.receive_data(data)
+        except AGIProtocolError:  # a flood; the call's task sees the error on its next read
+            if self.transport is not None:
+                self.transport.abort()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -156,7 +159,6 @@ class AGISession:
 
     env: Environment
     channel: AGIChannel
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def call_id(self) -> str:
@@ -216,15 +218,17 @@ class FastAGIServer:
         self.max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._calls: set[AGIStreamProtocol] = set()
+        self._calls: set[AGIStreamProtocol] = set()  # every open connection (for the watchdog)
+        self._serving = 0  # calls past the cap check
         self._watchdog: asyncio.Task[None] | None = None
-        self.refused = 0
-        self.completed = 0
+        self.accepted = 0  # connections
+        self.refused = 0  # over the cap
+        self.completed = 0  # calls served to the end
 
     @property
     def active(self) -> int:
         """Calls being served (refused connections are counted in ``refused``)."""
-        return len(self._calls)
+        return self._serving
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -235,7 +239,13 @@ class FastAGIServer:
         self._watchdog = asyncio.create_task(self._watch())
         log.info("FastAGI listening on agi://%s:%d", self.host, self.port)
 
+    @property
+    def connections(self) -> int:
+        """Open connections, served or not."""
+        return len(self._calls)
+
     def _connection(self) -> AGIStreamProtocol:
+        self.accepted += 1
         call = AGIStreamProtocol(self.idle_timeout)
         task = asyncio.get_running_loop().create_task(self._call(call))
         self._tasks.add(task)
@@ -243,28 +253,37 @@ class FastAGIServer:
         return call
 
     async def _call(self, call: AGIStreamProtocol) -> None:
+        """One connection: environment first, then the cap, the route and the handler.
+
+        The cap counts calls being served, so a connection that never sends its environment
+        (bounded by the idle timeout) or is refused does not take a served call's place.
+        """
         self._calls.add(call)
         try:
-            if self.active > self.max_connections or self._server is None:
+            try:
+                env = await call.read_environment()
+            except AGIError as exc:
+                peer = call.transport.get_extra_info("peername") if call.transport else "?"
+                log.warning("FastAGI: no usable environment from %s: %s", peer, exc)
+                return
+            if self._serving >= self.max_connections or self._server is None:
                 self.refused += 1
                 log.warning(
-                    "FastAGI connection cap (%d) reached; call goes to the dialplan's safe path",
+                    "FastAGI connection cap (%d) reached; call %s goes to the dialplan's safe path",
                     self.max_connections,
+                    env.unique_id or "?",
                 )
-                await self._refuse(call)
-            else:
-                await self._serve(call)
+                await _flag_error(call, "busy")
+                return
+            self._serving += 1
+            try:
+                await self._serve(call, env)
+            finally:
+                self._serving -= 1
                 self.completed += 1
         finally:
             self._calls.discard(call)
             call.close()
-
-    async def _refuse(self, call: AGIStreamProtocol) -> None:
-        """Read the environment (so the close is clean, not a reset), flag ``busy``."""
-        call.idle_timeout = min(self.idle_timeout, 2.0)
-        with contextlib.suppress(AGIError, OSError):
-            await call.read_environment()
-            await _flag_error(call, "busy")
 
     async def _watch(self) -> None:
         """Expire connections whose Asterisk has been silent past its deadline."""
@@ -275,13 +294,7 @@ class FastAGIServer:
             for call in [c for c in self._calls if c.deadline is not None and c.deadline < now]:
                 call.expire()
 
-    async def _serve(self, runner: AGIStreamProtocol) -> None:
-        try:
-            env = await runner.read_environment()
-        except AGIError as exc:
-            peer = runner.transport.get_extra_info("peername") if runner.transport else "?"
-            log.warning("FastAGI: no usable environment from %s: %s", peer, exc)
-            return
+    async def _serve(self, runner: AGIStreamProtocol, env: Environment) -> None:
         handler = self.router.get(env.script)
         call = env.unique_id or "?"
         if handler is None:

@@ -21,6 +21,7 @@ limits of pyst2 0.5.1 on Python 3.11 so none of them reaches the caller as dead 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sys
@@ -31,7 +32,14 @@ from typing import IO, Any
 
 from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
 from hotline.agi.fastagi import AGISession, run_safely
-from hotline.agi.protocol import Command, Environment, Response
+from hotline.agi.protocol import (
+    Command,
+    Environment,
+    RemoteProtocolError,
+    Response,
+    _show,
+    parse_response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +55,25 @@ def _text(stream: IO[Any]) -> IO[str]:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", line_buffering=True)
 
 
+class _LineTap:
+    """A text stream that remembers the last line pyst2 read, so our parser can read it too."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.last = ""
+
+    def readline(self) -> str:
+        self.last = self.stream.readline()
+        return self.last
+
+
 class Pyst2Runner:
-    """``CommandRunner`` over pyst2's ``AGI`` on the process's stdin/stdout."""
+    """``CommandRunner`` over pyst2's ``AGI`` on the process's stdin/stdout.
+
+    pyst2 does the I/O and the first classification (its exceptions); the raw reply line it
+    read is then parsed by our protocol core, which keeps what pyst2 drops (``result=
+    (timeout)``) and tells a ``HANGUP`` line from end of stream and from garbage.
+    """
 
     def __init__(
         self,
@@ -64,10 +89,9 @@ class Pyst2Runner:
             )
         from asterisk.agi import AGI
 
+        self._tap = _LineTap(_text(stdin or sys.stdin))
         stderr: IO[str] = sys.stderr if debug else _Sink()
-        self.agi = AGI(
-            stdin=_text(stdin or sys.stdin), stdout=_text(stdout or sys.stdout), stderr=stderr
-        )
+        self.agi = AGI(stdin=self._tap, stdout=_text(stdout or sys.stdout), stderr=stderr)
         self._hung_up = False
         env = dict(self.agi.env)
         # Process AGI has no agi_network_script; the script name is our first argument.
@@ -90,45 +114,58 @@ class Pyst2Runner:
             self.agi.test_hangup()
             self.agi.stdout.write(line + "\n")
             self.agi.stdout.flush()
-            return self._result(pyst2)
-        except pyst2.AGIHangup as exc:  # SIGHUP, SIGPIPE, "(hangup)" data
+        except pyst2.AGIHangup as exc:  # SIGHUP from Asterisk
             self._hung_up = True
-            if isinstance(exc, pyst2.AGIResultHangup):
-                return Response(result="-1", data="hangup", line="result=-1 (hangup)")
             raise AGIHangup(f"{command.verb}: {exc}") from None
-        except pyst2.AGIAppError:  # result=-1 (pyst2 raises before returning it)
-            return Response(result="-1", line="result=-1")
+        except BrokenPipeError:
+            self._hung_up = True
+            raise AGIHangup(f"{command.verb}: Asterisk closed the pipe") from None
+        return self._reply(command, pyst2)
+
+    def _reply(self, command: Command, pyst2: Any) -> Response:
+        for _ in range(8):  # HANGUP lines and 100 Trying may come before the final reply
+            response = self._read_one(command, pyst2)
+            if response is not None:
+                return response
+        raise RemoteProtocolError(f"{command.verb}: no final reply")
+
+    def _read_one(self, command: Command, pyst2: Any) -> Response | None:
+        """One line through pyst2: the final reply, or None for a line to skip."""
+        try:
+            self.agi.get_result()
+        except (pyst2.AGIResultHangup, pyst2.AGIAppError):
+            pass  # result=-1 or (hangup): a reply all the same, parsed below
+        except ValueError:  # no status code: HANGUP, end of stream or garbage
+            self._no_status(command)
+            return None
         except pyst2.AGIUnknownError as exc:
             code = exc.args[0] if exc.args else 0
+            if code == 100:
+                return None  # Trying…: the final reply follows
             if code == 511:
                 self._hung_up = True
                 raise AGIHangup(f"{command.verb}: 511 dead channel") from None
             raise AGICommandError(f"{command.verb}: unexpected reply {exc.args}") from None
         except (pyst2.AGIInvalidCommand, pyst2.AGIUsageError) as exc:
             raise AGICommandError(f"{command.verb}: {exc}") from None
-        except BrokenPipeError:
+        raw = self._tap.last.strip()
+        if not raw.startswith("200 "):
+            raise RemoteProtocolError(f"not an AGI reply: {_show(raw)}")
+        response = parse_response(raw[4:])
+        if response.data == "hangup":
             self._hung_up = True
-            raise AGIHangup(f"{command.verb}: Asterisk closed the pipe") from None
+        return response
 
-    def _result(self, pyst2: Any) -> Response:
-        """Read one reply; an inline HANGUP (pyst2: ValueError) is noted and skipped."""
-        for _ in range(3):  # HANGUP may precede the reply; EOF repeats as ValueError
-            try:
-                result = self.agi.get_result()
-            except ValueError:
-                if self._hung_up:
-                    raise AGIHangup("stream closed") from None
-                self._hung_up = True
-                continue
-            value, data = result.get("result", ("", ""))
-            endpos = result.get("endpos", ("", ""))[0]
-            return Response(
-                result=value,
-                data=data or None,
-                endpos=int(endpos) if endpos.lstrip("-").isdigit() else None,
-                line=" ".join(f"{k}={v[0]}" for k, v in result.items()),
-            )
-        raise AGIHangup("no reply after HANGUP")
+    def _no_status(self, command: Command) -> None:
+        """A line pyst2 could not read: note a HANGUP, raise for the end or for garbage."""
+        raw = self._tap.last.strip()
+        if raw == "HANGUP":
+            self._hung_up = True
+            return
+        if raw == "":
+            self._hung_up = True
+            raise AGIHangup(f"{command.verb}: stream closed")
+        raise RemoteProtocolError(f"not an AGI reply: {_show(raw)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,33 +194,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+JOURNAL_GRACE = 2.0  # seconds the journal may hold the call at the end (Asterisk waits on us)
+
+
 async def _run(settings: Any, script: str, session: AGISession) -> None:
     from hotline import db
+    from hotline.agi.fastagi import ERROR_VARIABLE
     from hotline.clock import SystemClock
-    from hotline.ivr.inbound import JournalWriter, Menu, inbound_handler
+    from hotline.ivr.inbound import JournalWriter, scripts
     from hotline.ivr.journal_sql import SqlCallJournal
 
     engine = db.make_engine(settings.database.url, pool_size=1)
     writer = JournalWriter(SqlCallJournal(engine))
-    scripts = {
-        "ivr": inbound_handler(
-            Menu(settings.ivr.menu, settings.ivr.digit_timeout_ms, settings.ivr.attempts),
-            writer,
-            SystemClock().now,
-        )
-    }
     try:
-        handler = scripts.get(script.strip("/"))
+        handler = scripts(settings, writer, SystemClock().now).get(script.strip("/"))
         if handler is None:
             log.warning("unknown script %r", script)
-            await session.channel.set_variable("HOTLINE_AGI_ERROR", "unknown-script")
+            await session.channel.set_variable(ERROR_VARIABLE, "unknown-script")
             return
         await run_safely(handler, session)
-        await writer.drain()
+        # Asterisk waits for this process before the dialplan goes on: a slow database must
+        # not become silence on the line, so the journal row gets a short grace, then is lost.
+        try:
+            await asyncio.wait_for(writer.drain(), JOURNAL_GRACE)
+        except TimeoutError:
+            log.warning(
+                "call %s: journal row dropped (database slower than %.0fs)",
+                session.call_id,
+                JOURNAL_GRACE,
+            )
     except Exception as exc:  # the last line of defence: never a traceback at the caller
         log.warning("call %s ended with %s", session.call_id, exc)
     finally:
-        await engine.dispose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(engine.dispose(), JOURNAL_GRACE)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Both derive from :class:`AGIProtocolError`, the only exception the parser raises
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ MAX_COMMAND_ARGS: Final = 127
 MAX_LINE_BYTES: Final = 16 * 1024
 MAX_ENV_LINES: Final = 512
 MAX_USAGE_LINES: Final = 256
+MAX_BUFFER_BYTES: Final = 256 * 1024  # Asterisk sends one reply at a time; more is a flood
 
 
 class AGIError(Exception):
@@ -183,7 +185,6 @@ Event = (
     | HangupNotice
     | Closed
 )
-FINAL_REPLIES = (Response, InvalidCommand, DeadChannel, UsageError)
 
 
 class State(enum.Enum):
@@ -202,10 +203,8 @@ class Command:
     args: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        if self.verb not in _VERBS_SEEN:
-            if not _VERB.fullmatch(self.verb):
-                raise LocalProtocolError(f"not an AGI verb: {self.verb!r}")
-            _VERBS_SEEN.add(self.verb)
+        if not _is_verb(self.verb):
+            raise LocalProtocolError(f"not an AGI verb: {self.verb!r}")
         if len(self.args) > MAX_COMMAND_ARGS - len(self.verb.split()):
             raise LocalProtocolError(f"too many arguments for {self.verb}: {len(self.args)}")
         if self.args:
@@ -218,7 +217,13 @@ class Command:
 
 
 _VERB = re.compile(r"[A-Z]+( [A-Z]+)*")
-_VERBS_SEEN: set[str] = set()  # verbs already checked against _VERB
+
+
+@functools.lru_cache(maxsize=256)
+def _is_verb(verb: str) -> bool:
+    return _VERB.fullmatch(verb) is not None
+
+
 _SAFE = re.compile(r"[^\s\"\\\0]+")  # no space, tab, line break, quote, backslash, NUL
 
 
@@ -240,13 +245,21 @@ _RESULT = re.compile(r"result=(\S*)(.*)")
 _ENDPOS = re.compile(r"\s*endpos=(-?\d+)\s*$")
 
 
+_DIGIT_RUN = re.compile(r"\d{4,}(?=\d{4})")
+
+
+def _show(line: str) -> str:
+    """A bad line for an error message: cut short, long digit runs (numbers) masked (Y-1)."""
+    return repr(_DIGIT_RUN.sub(lambda m: "*" * len(m.group()), line[:80]))
+
+
 def parse_response(line: str) -> Response:
     """Parse the text of a 200 line after ``200 ``."""
     if line.startswith("result=") and " " not in line:  # the common bare `result=N`
         return Response(result=line[7:], line=line)
     m = _RESULT.fullmatch(line)
     if m is None:
-        raise RemoteProtocolError(f"200 reply without result=: {line[:80]!r}")
+        raise RemoteProtocolError(f"200 reply without result=: {_show(line)}")
     result, rest = m.group(1), m.group(2)
     endpos = None
     e = _ENDPOS.search(rest)
@@ -272,18 +285,27 @@ class AGIConnection:
     _eof: bool = False
     _env: dict[str, str] = field(default_factory=dict)
     _usage: list[str] = field(default_factory=list)
-    _pending: Command | None = None
+    _error: RemoteProtocolError | None = None
 
     # -- bytes in ---------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
+        """Feed bytes from Asterisk (``b""``: end of stream). Beyond :data:`MAX_BUFFER_BYTES`
+        unread, the peer is flooding us: the connection is broken for good."""
+        if self._error is not None:
+            raise self._error
         if self._eof:
             if data:
-                raise RemoteProtocolError("data after end of stream")
+                self._error = RemoteProtocolError("data after end of stream")
+                raise self._error
             return
         if not data:
             self._eof = True
             return
         self._buffer += data
+        if len(self._buffer) > MAX_BUFFER_BYTES:
+            self._buffer.clear()
+            self._error = RemoteProtocolError(f"over {MAX_BUFFER_BYTES} bytes unread")
+            raise self._error
 
     def _next_line(self) -> str | None:
         end = self._buffer.find(b"\n")
@@ -299,6 +321,8 @@ class AGIConnection:
 
     # -- events out -------------------------------------------------------------------------
     def next_event(self) -> Event | _NeedData:
+        if self._error is not None:
+            raise self._error
         if self.state is State.ENVIRONMENT and (end := _BLOCK_END.search(self._buffer)):
             return self._env_block(end)
         while True:
@@ -320,7 +344,7 @@ class AGIConnection:
         if self.state is State.USAGE:
             return self._usage_line(line)
         if self.state is State.IDLE:
-            raise RemoteProtocolError(f"unsolicited line from Asterisk: {line[:80]!r}")
+            raise RemoteProtocolError(f"unsolicited line from Asterisk: {_show(line)}")
         return self._reply_line(line)
 
     def _close(self) -> Closed:
@@ -340,12 +364,12 @@ class AGIConnection:
         lines = text.count("\n") + 1 if raw else 0
         if len(self._env) + lines > MAX_ENV_LINES:
             raise RemoteProtocolError(f"environment over {MAX_ENV_LINES} lines")
-        if len(raw) > MAX_LINE_BYTES and max(map(len, text.split("\n"))) > MAX_LINE_BYTES:
+        if len(raw) > MAX_LINE_BYTES and max(map(len, raw.split(b"\n"))) > MAX_LINE_BYTES:
             raise RemoteProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
         pairs = _ENV_PAIRS.findall(text) if raw else []
         if len(pairs) != lines:  # some line is not `agi_key: value`
             bad = next(ln for ln in text.split("\n") if not _ENV_PAIRS.fullmatch(ln))
-            raise RemoteProtocolError(f"not an environment line: {bad[:80]!r}")
+            raise RemoteProtocolError(f"not an environment line: {_show(bad)}")
         self._env.update({k: v.strip() for k, v in pairs})
         if not self._env:
             raise RemoteProtocolError("empty environment block")
@@ -360,7 +384,7 @@ class AGIConnection:
             return Environment(MappingProxyType(dict(self._env)))
         key, sep, value = line.partition(":")
         if not sep or not _ENV_KEY.fullmatch(key):
-            raise RemoteProtocolError(f"not an environment line: {line[:80]!r}")
+            raise RemoteProtocolError(f"not an environment line: {_show(line)}")
         if len(self._env) >= MAX_ENV_LINES:
             raise RemoteProtocolError(f"environment over {MAX_ENV_LINES} lines")
         self._env[key] = value.strip()
@@ -369,18 +393,17 @@ class AGIConnection:
     def _reply_line(self, line: str) -> Event | None:
         m = _STATUS.fullmatch(line)
         if m is None:
-            raise RemoteProtocolError(f"not an AGI status line: {line[:80]!r}")
+            raise RemoteProtocolError(f"not an AGI status line: {_show(line)}")
         code, sep, text = m.group(1), m.group(2), m.group(3)
         if code == "520" and sep == "-":
             self.state = State.USAGE
             self._usage = [line]
             return None
         if sep != " ":
-            raise RemoteProtocolError(f"continuation line outside a 520 block: {line[:80]!r}")
+            raise RemoteProtocolError(f"continuation line outside a 520 block: {_show(line)}")
         if code == "100":
             return Trying(line)
         self.state = State.IDLE
-        self._pending = None
         if code == "200":
             return parse_response(text)
         if code == "510":
@@ -389,13 +412,12 @@ class AGIConnection:
             return DeadChannel(line)
         if code == "520":
             return UsageError((line,))
-        raise RemoteProtocolError(f"unknown AGI status {code}: {line[:80]!r}")
+        raise RemoteProtocolError(f"unknown AGI status {code}: {_show(line)}")
 
     def _usage_line(self, line: str) -> Event | None:
         self._usage.append(line)
         if line.startswith("520 "):
             self.state = State.IDLE
-            self._pending = None
             lines, self._usage = tuple(self._usage), []
             return UsageError(lines)
         if len(self._usage) > MAX_USAGE_LINES:
@@ -408,9 +430,4 @@ class AGIConnection:
             raise LocalProtocolError(f"cannot send {command.verb} while {self.state.value}")
         data = command.encode()
         self.state = State.AWAITING
-        self._pending = command
         return data
-
-    @property
-    def pending(self) -> Command | None:
-        return self._pending

@@ -10,10 +10,13 @@ With nothing set, the backend runs embedded: SQLite under ``./var/``, in-process
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import re
 import tomllib
+import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,13 +54,22 @@ def _url(*schemes: str) -> Check:
         scheme = v.split("://", 1)[0] if "://" in v else ""
         if v == "" and "" in schemes:
             return None
-        if scheme in schemes:
-            return None
         shown = " or ".join(f"{s}://…" for s in schemes if s)
         shown += " or empty" if "" in schemes else ""
-        return f"a URL like {shown}"
+        if scheme not in schemes:
+            return f"a URL like {shown}"
+        try:
+            port = urllib.parse.urlsplit(v).port  # raises on a port that is not a number
+        except ValueError:
+            return f"a URL like {shown} with a numeric port"
+        return None if port is None or 0 < port < 65536 else f"a URL like {shown}"
 
     return check
+
+
+def _name(v: str) -> str | None:
+    ok = re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v) is not None
+    return None if ok else "a short name of a-z, 0-9, _ and - (it is used in paths)"
 
 
 def _one_of(*allowed: str) -> Check:
@@ -77,6 +89,15 @@ def _digit_map(v: dict[str, str]) -> str | None:
         if len(digit) != 1 or digit not in "0123456789*#" or not route.isidentifier():
             return "a table of single DTMF keys (0-9, *, #) to route names (letters, _)"
     return None
+
+
+def _has_prompts(v: dict[str, str]) -> str | None:
+    missing = sorted(k for k in DEFAULT_TEXTS if not v.get(k, "").strip())
+    return (
+        f"a text for every prompt the flows play (missing: {', '.join(missing)})"
+        if missing
+        else None
+    )
 
 
 def setting(default: Any, check: Check | None = None, doc: str = "") -> Any:
@@ -199,15 +220,17 @@ class PromptSettings:
     # letters; `cmn-latn-pinyin` reads the same Chinese text as Mandarin.
     voice: str = setting("cmn-latn-pinyin", doc="espeak-ng voice")
     speed: int = setting(150, _positive, "espeak-ng words per minute")
-    texts: dict[str, str] = setting(DEFAULT_TEXTS)
+    texts: dict[str, str] = setting(
+        DEFAULT_TEXTS, _has_prompts, "merged over the defaults: change one, keep the rest"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class LabSettings:
     cache_dir: Path = setting(Path("/var/cache/hotline-lab"), doc="built roots, outside the repo")
     mirror: str = setting("", _url("", "http", "https"), "empty: read the host's apt sources")
-    suite: str = setting("sid")
-    instance: str = setting("main", doc="name of this Asterisk instance inside the root")
+    suite: str = setting("sid", _name)
+    instance: str = setting("main", _name, doc="name of this Asterisk instance inside the root")
     sip_port: int = setting(5060, _port)
     http_port: int = setting(8088, _port)
     ami_port: int = setting(5038, _port)
@@ -247,20 +270,22 @@ def _to_bool(raw: Any, from_env: bool) -> bool:
 def _to_int(raw: Any, from_env: bool) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
-    if from_env and str(raw).strip().lstrip("-").isdigit():
-        return int(str(raw).strip())
+    text = str(raw).strip()
+    if from_env and text.isascii() and text.lstrip("-").isdecimal():
+        return int(text)
     raise ValueError("an integer")
 
 
 def _to_float(raw: Any, from_env: bool) -> float:
+    value: float | None = None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if from_env:
-        try:
-            return float(str(raw))
-        except ValueError:
-            pass
-    raise ValueError("a number")
+        value = float(raw)
+    elif from_env and str(raw).strip().isascii():
+        with contextlib.suppress(ValueError):
+            value = float(str(raw))
+    if value is None or not math.isfinite(value):
+        raise ValueError("a finite number")
+    return value
 
 
 def _to_str(raw: Any, from_env: bool) -> str:
@@ -314,6 +339,8 @@ def _build_section(
             value = _COERCE[hints[f.name]](raw, from_env)
         except ValueError as exc:
             raise SettingsError(key, source, str(exc), raw) from None
+        if f.name == "texts":  # prompt texts are merged over the defaults
+            value = {**DEFAULT_TEXTS, **value}
         check: Check | None = f.metadata.get("check")
         problem = check(value) if check else None
         if problem:
@@ -337,8 +364,14 @@ def load_settings(
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise SettingsError("--config", str(path), "an existing TOML file", str(path)) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError("--config", str(path), f"valid TOML ({exc})", str(path)) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                "--config", str(path), f"valid UTF-8 TOML ({exc})", str(path)
+            ) from None
+        except OSError as exc:
+            raise SettingsError(
+                "--config", str(path), f"a readable file ({exc.strerror})", str(path)
+            ) from None
     sections = {f.name: f for f in dataclasses.fields(Settings)}
     for name, value in data.items():
         if name not in sections:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from hotline.agi.channel import AGIChannel, AGIHangup
 from hotline.agi.fastagi import AGISession, Handler
+from hotline.config.settings import Settings
 from hotline.ivr.journal import CallJournal, CallRecord
 
 log = logging.getLogger(__name__)
@@ -127,3 +128,11 @@ def inbound_handler(menu: Menu, writer: JournalWriter, now: Callable[[], dt.date
             writer.submit(call)
 
     return handle
+
+
+def scripts(
+    settings: Settings, writer: JournalWriter, now: Callable[[], dt.datetime]
+) -> dict[str, Handler]:
+    """The AGI scripts the backend serves, by path (FastAGI and process AGI alike)."""
+    menu = Menu(settings.ivr.menu, settings.ivr.digit_timeout_ms, settings.ivr.attempts)
+    return {"ivr": inbound_handler(menu, writer, now)}

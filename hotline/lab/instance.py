@@ -98,7 +98,12 @@ class Lab:
         self.build()
         self._prepare(prompts_dir)
         self._check_ports_free()
-        return self._wait_ready(self._start())
+        self._mount_proc()
+        try:
+            return self._wait_ready(self._start())
+        except BaseException:
+            self._unmount_proc_if_idle()
+            raise
 
     def _prepare(self, prompts_dir: Path | None) -> None:
         for sub in ("etc", "run", "log", "spool/voice", "lib", "cache", "sipp"):
@@ -122,6 +127,8 @@ class Lab:
             sounds.mkdir(parents=True, exist_ok=True)
             for wav in prompts_dir.glob("*.wav"):
                 shutil.copyfile(wav, sounds / wav.name)
+
+    def _mount_proc(self) -> None:
         proc = self.root / "proc"
         if not os.path.ismount(proc):
             subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
@@ -180,16 +187,7 @@ class Lab:
 
     # -- status ------------------------------------------------------------------------------
     def _pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        conf = f"{self.home_in_root}/etc/asterisk.conf".encode()
-        return pid if conf in cmdline else None  # our Asterisk, not a recycled pid
+        return _running_pid(self.pid_file, f"{self.home_in_root}/etc/asterisk.conf")
 
     def ari_get(self, path: str, timeout: float = 2.0) -> object:
         creds = self.credentials()
@@ -215,20 +213,19 @@ class Lab:
         """Stop our Asterisk by pid; returns whether one was running."""
         require_root_user()
         pid = self._pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._alive(pid):
-            time.sleep(0.1)
-        if self._alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while self._alive(pid):
-                time.sleep(0.05)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._alive(pid):
+                time.sleep(0.1)
+            if self._alive(pid) and self._pid() == pid:  # still ours, not a recycled pid
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and self._alive(pid):
+                    time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         self._unmount_proc_if_idle()
-        return True
+        return pid is not None
 
     @staticmethod
     def _alive(pid: int) -> bool:
@@ -242,8 +239,10 @@ class Lab:
 
     def _unmount_proc_if_idle(self) -> None:
         homes = self.root / HOME_IN_ROOT.lstrip("/")
-        if any(p != self.pid_file for p in homes.glob("*/asterisk.pid")):
-            return  # another instance still runs in this root
+        for pid_file in homes.glob("*/asterisk.pid"):
+            conf = f"{HOME_IN_ROOT}/{pid_file.parent.name}/etc/asterisk.conf"
+            if pid_file != self.pid_file and _running_pid(pid_file, conf) is not None:
+                return  # another instance still runs in this root
         proc = self.root / "proc"
         if os.path.ismount(proc):
             subprocess.run(["umount", str(proc)], check=False)
@@ -255,3 +254,13 @@ class Lab:
             return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
         except OSError:
             return f"(no {path})"
+
+
+def _running_pid(pid_file: Path, conf: str) -> int | None:
+    """The pid in ``pid_file`` if that process is an Asterisk started with ``conf``."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if conf.encode() in cmdline else None  # our Asterisk, not a recycled pid

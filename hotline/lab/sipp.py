@@ -3,7 +3,7 @@
 A call is one SIPp scenario rendered for it: INVITE to the number with an SDP offering A-law,
 µ-law and telephone-event/8000 (payload 101, as in the RFC 2833 ``.pcap`` files ``sip-tester``
 ships in ``/usr/share/sip-tester/``); after the answer it waits, plays one ``.pcap`` per DTMF
-key, listens, and hangs up — or accepts Asterisk's BYE if Asterisk ends the call first.
+key, listens, and hangs up — or accepts Asterisk's BYE whenever Asterisk ends the call first.
 SIPp runs in the foreground with ``-nostdin``; its exit code says whether the call succeeded.
 """
 
@@ -65,14 +65,19 @@ SCENARIO_HEAD = """<?xml version="1.0" encoding="UTF-8" ?>
       Content-Length: 0
     ]]>
   </send>
-  <pause milliseconds="{answer_wait_ms}"/>
+  <recv request="BYE" timeout="{answer_wait_ms}" ontimeout="key1" next="remote_bye"/>
+  <label id="key1"/>
 """
 
+# Every wait is a BYE that may come (Asterisk may hang up at any time) or a timeout that
+# moves on; a plain <pause> would count Asterisk's BYE as an unexpected message.
 SCENARIO_KEY = """  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <pause milliseconds="{gap_ms}"/>
+  <recv request="BYE" timeout="{gap_ms}" ontimeout="key{next}" next="remote_bye"/>
+  <label id="key{next}"/>
 """
 
 SCENARIO_TAIL = """  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
+  <label id="remote_bye"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -129,9 +134,9 @@ class CallPlan:
 def scenario(plan: CallPlan) -> str:
     names = {"caller": plan.caller, "caller_name": escape(plan.caller_name)}
     text = SCENARIO_HEAD.format(answer_wait_ms=plan.answer_wait_ms, **names)
-    for key in plan.dtmf:
+    for n, key in enumerate(plan.dtmf, start=2):
         pcap = f"{PCAP_DIR}/dtmf_2833_{_PCAP_NAMES.get(key, key)}.pcap"
-        text += SCENARIO_KEY.format(pcap=pcap, gap_ms=plan.gap_ms)
+        text += SCENARIO_KEY.format(pcap=pcap, gap_ms=plan.gap_ms, next=n)
     return text + SCENARIO_TAIL.format(hold_ms=plan.hold_ms, **names)
 
 

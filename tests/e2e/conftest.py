@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotline.config.settings import load_settings
-from hotline.lab.instance import Lab
+from hotline.lab.instance import HOME_IN_ROOT, Lab, _running_pid
 from tests.conftest import PG_URL
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
@@ -61,10 +61,22 @@ def lab(lab_env: dict[str, str]) -> Iterator[Lab]:
     if up.returncode != 0:
         pytest.fail(f"the Asterisk lab did not start:\n{up.stdout}\n{up.stderr}", False)
     settings = load_settings(env={**os.environ, **lab_env})
+    lab = Lab(settings)
     try:
-        yield Lab(settings)
+        yield lab
     finally:
         hotline("lab", "down", env=lab_env)
+    if not other_instances_running(lab):  # then nothing of the lab stays mounted
+        assert not os.path.ismount(lab.root / "proc"), "lab down left /proc mounted"
+
+
+def other_instances_running(lab: Lab) -> bool:
+    homes = lab.root / HOME_IN_ROOT.lstrip("/")
+    return any(
+        _running_pid(p, f"{HOME_IN_ROOT}/{p.parent.name}/etc/asterisk.conf") is not None
+        for p in homes.glob("*/asterisk.pid")
+        if p.parent.name != lab.lab.instance
+    )
 
 
 @pytest.fixture

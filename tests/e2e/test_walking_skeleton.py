@@ -86,3 +86,10 @@ def test_lab_call_command_reports_what_asterisk_did(
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SIPp: call succeeded" in out.stdout
     assert "HotlineRouted {'Branch': 'help'}" in out.stdout
+
+
+async def test_a_caller_copes_when_asterisk_hangs_up_first(lab: Lab) -> None:
+    # the lab's 12300 answers and hangs up at once: the BYE arrives while keys are being sent
+    seen = await observe_call(lab, CallPlan(number="12300", caller=caller(), dtmf="12"))
+    assert seen.call.ok, seen.call.output
+    assert ("citizen-inbound", "Hangup", "") in seen.dialplan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -38,7 +39,11 @@ class Peer:
         await self.writer.drain()
 
     async def closed(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), WAIT) == b""
+        """True once the server closed or reset the connection."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), WAIT) == b""
+        except ConnectionResetError:
+            return True
 
     def close(self) -> None:
         self.writer.close()
@@ -242,7 +247,45 @@ async def test_connection_closed_before_the_environment_is_let_go(serve) -> None
     _, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.close()
     for _ in range(250):
-        if server.completed == 1:
+        if server.accepted == 1 and server.connections == 0:
             break
         await asyncio.sleep(0.02)
-    assert (server.completed, server.active) == (1, 0)
+    assert (server.accepted, server.connections, server.active) == (1, 0, 0)
+
+
+async def test_a_flooding_peer_is_cut_off_while_the_handler_is_busy(serve) -> None:  # type: ignore[no-untyped-def]
+    async def busy(session: AGISession) -> None:
+        await session.channel.answer()
+        await asyncio.sleep(60)  # not reading: the bytes would pile up
+
+    server = await serve({"ivr": busy})
+    peer = await Peer.connect(server.port)
+    assert await peer.command() == "ANSWER"
+    await peer.reply("200 result=0")
+    with contextlib.suppress(ConnectionError):
+        for _ in range(64):
+            peer.writer.write(b"200 result=0\n" * 2000)  # 1.6 MB in all
+            await peer.writer.drain()
+    assert await peer.closed()  # dropped long before the handler would have ended
+
+
+async def test_refused_connections_do_not_take_a_served_calls_place(serve) -> None:  # type: ignore[no-untyped-def]
+    release = asyncio.Event()
+
+    async def holds(session: AGISession) -> None:
+        await session.channel.answer()
+        await release.wait()
+
+    server = await serve({"ivr": holds}, max_connections=2)
+    first = await Peer.connect(server.port)
+    assert await first.command() == "ANSWER"
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)  # sends nothing
+    await asyncio.sleep(0.05)
+    second = await Peer.connect(server.port)  # the silent one is not a served call
+    assert await second.command() == "ANSWER"
+    assert server.active == 2
+    writer.close()
+    release.set()
+    for peer in (first, second):
+        await peer.reply("200 result=0")
+        assert await peer.closed()

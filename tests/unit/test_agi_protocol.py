@@ -477,3 +477,47 @@ def test_chunking_never_changes_the_events(lines: list[bytes], size: int) -> Non
         return seen
 
     assert run(size) == run(len(stream))
+
+
+def test_a_flood_of_bytes_is_refused_before_it_is_buffered() -> None:
+    conn = ready()
+    conn.send(Command("ANSWER"))
+    with pytest.raises(RemoteProtocolError, match="unread"):
+        for _ in range(100):
+            conn.receive_data(b"200 result=0\n" * 1000)  # nobody reads while a handler works
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()  # the connection stays broken
+
+
+def test_error_messages_do_not_carry_a_phone_number_in_clear() -> None:
+    conn = AGIConnection()
+    conn.receive_data(b"agi_callerid 13800138000\n")
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    assert "13800138000" not in str(info.value) and "8000" in str(info.value)  # rule Y-1
+
+
+_env_values = st.text(
+    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+    max_size=30,
+) | st.just("长" * 6000)  # 18 KB of UTF-8 in one value: over the line limit in bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_env_values, min_size=1, max_size=6), st.integers(7, 700))
+def test_chunking_never_changes_how_the_environment_is_read(values: list[str], size: int) -> None:
+    block = "".join(f"agi_k{i}: {v}\n" for i, v in enumerate(values)).encode() + b"\n"
+
+    def run(chunk: int) -> object:
+        conn = AGIConnection()
+        try:
+            for i in range(0, len(block), chunk):
+                conn.receive_data(block[i : i + chunk])
+                event = conn.next_event()
+                if event is not NEED_DATA:
+                    return dict(event.variables)  # type: ignore[union-attr]
+        except AGIProtocolError as exc:
+            return type(exc)
+        return NEED_DATA
+
+    assert run(size) == run(len(block))

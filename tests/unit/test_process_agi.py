@@ -10,6 +10,7 @@ import pytest
 
 from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
 from hotline.agi.process import Pyst2Runner
+from hotline.agi.protocol import Command, RemoteProtocolError
 from hotline.agi.testing import DEFAULT_ENV, env_block
 
 ENV = env_block({k: v for k, v in DEFAULT_ENV.items() if k != "agi_network_script"}).decode()
@@ -120,3 +121,22 @@ def test_pyst2_debug_output_with_the_callers_number_is_not_written_by_default(
 ) -> None:
     runner("")
     assert "13800138000" not in capsys.readouterr().err  # rule Y-1
+
+
+async def test_a_timeout_with_no_digits_is_kept_although_pyst2_drops_it() -> None:
+    r, _ = runner("200 result= (timeout)\n")
+    got = await AGIChannel(r).get_data("hotline/menu", 5000, 1)
+    assert (got.digits, got.timed_out) == ("", True)
+
+
+async def test_trying_then_the_final_reply() -> None:
+    r, _ = runner("100 result=0 Trying...\n200 result=0 Gosub complete\n")
+    response = await r.execute(Command("GOSUB", ("sub", "s", "1")))
+    assert response.data == "Gosub complete"
+
+
+async def test_garbage_instead_of_a_reply_is_a_protocol_error_not_a_hangup() -> None:
+    r, _ = runner("hello there\n")
+    with pytest.raises(RemoteProtocolError):
+        await AGIChannel(r).answer()
+    assert not r.hung_up

@@ -110,3 +110,43 @@ def test_every_setting_has_an_environment_name_that_round_trips() -> None:
     for section in dataclasses.fields(s):
         for f in dataclasses.fields(getattr(s, section.name)):
             assert unknown_env({f"HOTLINE_{section.name}_{f.name}".upper(): "1"}) == []
+
+
+def test_changing_one_prompt_text_keeps_the_others(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, '[prompts.texts]\nwelcome = "您好"\n'), env={})
+    assert s.prompts.texts["welcome"] == "您好"
+    assert s.prompts.texts["fallback"] and s.prompts.texts["menu"]  # still there
+
+
+def test_a_prompt_the_flows_play_cannot_be_emptied(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="missing: fallback"):
+        load_settings(write(tmp_path, '[prompts.texts]\nfallback = ""\n'), env={})
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        (
+            {"HOTLINE_DATABASE_URL": "postgresql+asyncpg://h:x@127.0.0.1:notaport/db"},
+            "database.url",
+        ),
+        ({"HOTLINE_IVR_ATTEMPTS": "²"}, "ivr.attempts"),
+        ({"HOTLINE_SERVER_AGI_IDLE_TIMEOUT": "inf"}, "server.agi_idle_timeout"),
+        ({"HOTLINE_SERVER_AGI_IDLE_TIMEOUT": "nan"}, "server.agi_idle_timeout"),
+        ({"HOTLINE_LAB_INSTANCE": "../etc"}, "lab.instance"),
+        ({"HOTLINE_CITY_OFFICE_HOURS": "13:30-17:30,08:30-12:00"}, "city.office_hours"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_up_front(env: dict[str, str], key: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env=env)
+    assert info.value.key == key
+
+
+def test_unreadable_or_non_utf8_config_files_are_settings_errors(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="readable file"):
+        load_settings(tmp_path, env={})  # a directory
+    gbk = tmp_path / "gbk.toml"
+    gbk.write_bytes('[prompts.texts]\nwelcome = "您好"\n'.encode("gbk"))
+    with pytest.raises(SettingsError, match="UTF-8"):
+        load_settings(gbk, env={})
