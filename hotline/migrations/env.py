@@ -6,6 +6,7 @@ from alembic import context
 
 from hotline.db import metadata
 from hotline.ivr import journal_sql  # noqa: F401  (registers its tables on the metadata)
+from hotline.ticketing import tables  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:

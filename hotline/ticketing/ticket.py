@@ -212,8 +212,10 @@ class Ticket:
     closed_how: str = ""
     decision: str = ""  # the office's recorded decision (B-2 office close, D-6)
     publication: Publication | None = None
-    events: list[TicketEvent] = field(default_factory=list)
-    pending: list[TicketEvent] = field(default_factory=list)  # not yet persisted
+    seq: int = 0  # number of the last event
+    # Events recorded on this instance, and those not stored yet (not part of the snapshot).
+    events: list[TicketEvent] = field(default_factory=list, metadata={"transient": True})
+    pending: list[TicketEvent] = field(default_factory=list, metadata={"transient": True})
 
     # -- intake -------------------------------------------------------------------------------
     @classmethod
@@ -784,8 +786,9 @@ class Ticket:
     def _record(
         self, ctx: Ctx, action: str, rule: str, before: str, after: str, **data: Any
     ) -> None:
+        self.seq += 1
         event = TicketEvent(
-            seq=len(self.events) + 1,
+            seq=self.seq,
             at=ctx.now,
             actor=ctx.actor.user_id,
             role=ctx.actor.role.value,

@@ -1,0 +1,94 @@
+"""Tables of the ticketing core (SQLAlchemy Core; the migration is 0002)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hotline.db import metadata
+
+TZ = sa.DateTime(timezone=True)
+
+units = sa.Table(
+    "units",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("contact", sa.String(200), nullable=False, server_default=""),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("may_unmask", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TZ, nullable=False),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("number", sa.String(32), nullable=False, unique=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("upstream_id", sa.String(128), nullable=True),
+    sa.Column("citizen_phone", sa.String(32), nullable=False, index=True),
+    sa.Column("registered_at", TZ, nullable=False, index=True),
+    sa.Column("closed_at", TZ, nullable=True),
+    sa.Column("published", sa.Boolean, nullable=False),
+    sa.Column("lead_unit", sa.String(64), nullable=True),
+    sa.Column("handle_due", TZ, nullable=True),
+    sa.Column("snapshot", sa.JSON, nullable=False),
+    sa.UniqueConstraint("channel", "upstream_id"),  # rule I-2: idempotent intake
+)
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("ticket_id", sa.String(36), sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("unit_id", sa.String(64), nullable=False, index=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("live", sa.Boolean, nullable=False),
+    sa.Column("sign_due", TZ, nullable=False),
+    sa.Column("handle_due", TZ, nullable=False),
+)
+
+ticket_events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("ticket_id", sa.String(36), sa.ForeignKey("tickets.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("at", TZ, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(8), nullable=False),
+    sa.Column("before", sa.String(32), nullable=False),
+    sa.Column("after", sa.String(32), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+ticket_numbers = sa.Table(
+    "ticket_numbers",
+    metadata,
+    sa.Column("day", sa.String(8), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
+
+identity_access = sa.Table(  # rule Y-1: every look at a citizen's identity, on record
+    "identity_access",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.String(36), sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("at", TZ, nullable=False),
+    sa.Column("why", sa.String(500), nullable=False),
+)
