@@ -13,7 +13,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -72,6 +72,10 @@ def _row_values(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
@@ -199,7 +203,7 @@ class TicketRepository:
             TicketEvent(
                 seq=r["seq"],
                 at=_utc(r["at"]),
-                actor=r["actor"],  # type: ignore[arg-type]
+                actor=r["actor"],
                 role=r["role"],
                 action=r["action"],
                 rule=r["rule"],
@@ -242,7 +246,7 @@ class TicketRepository:
                 r.number,
                 r.state,
                 r.type,
-                _utc(r.registered_at),  # type: ignore[arg-type]
+                _utc(r.registered_at),
                 r.lead_unit,
                 _utc(r.handle_due),
             )
