@@ -31,6 +31,10 @@ from hotline.ivr.inbound import JournalWriter, scripts
 from hotline.ivr.journal_sql import SqlCallJournal
 from hotline.privacy import mask_phone
 from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
+from hotline.ticketing import http as tickets_http
+from hotline.ticketing.calendar import WorkingCalendar
+from hotline.ticketing.service import TicketService
+from hotline.ticketing.sla import SlaEngine
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +81,19 @@ async def _best_effort(coro: object, what: str) -> None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = db.make_engine(app[SETTINGS].database.url)
+    settings = app[SETTINGS]
+    calendar = WorkingCalendar.from_settings(  # rule C-2; a broken override file stops here
+        settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
+    )
+    engine = db.make_engine(settings.database.url)
     try:
         await db.check_migrated(engine)
         app[ENGINE] = engine
         app[JOURNAL] = SqlCallJournal(engine)
+        app[tickets_http.TICKETS_ENGINE] = engine
+        app[tickets_http.SERVICE] = TicketService(
+            engine, SlaEngine(calendar, settings.rules), app[CLOCK], settings.city.timezone
+        )
         yield
     finally:
         await engine.dispose()
@@ -140,6 +152,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[NODE] = node_name(settings)
     app.cleanup_ctx.extend([_database, _shared_state, _fastagi])
     http.setup(app)
+    tickets_http.setup(app)
     return app
 
 

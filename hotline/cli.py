@@ -12,12 +12,14 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 from hotline.config.settings import Settings, SettingsError, load_settings, unknown_env
 
+T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
@@ -261,6 +263,78 @@ def cmd_sla(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- units, users, api -------------------------------------------------------------------------
+def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(engine)`` on a migrated database, with one-line errors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hotline import db
+
+    async def run() -> T:
+        engine = db.make_engine(settings.database.url)
+        try:
+            await db.check_migrated(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except db.NotMigrated as exc:
+        raise CommandError(str(exc), EXIT_CONFIG) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandError(
+            f"database {_safe_url(settings.database.url)}: {_first_line(exc)}"
+        ) from None
+
+
+def cmd_units(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.ticketing.users import UserError, add_unit, unit_names
+
+    if args.action == "add":
+        try:
+            _with_engine(settings, lambda e: add_unit(e, args.id, args.name, args.contact))
+        except UserError as exc:
+            raise CommandError(str(exc), EXIT_CONFIG) from None
+        print(f"unit {args.id}: {args.name}")
+    else:
+        for unit_id, name in sorted(_with_engine(settings, unit_names).items()):
+            print(f"{unit_id}\t{name}")
+    return 0
+
+
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.ticketing.model import Role
+    from hotline.ticketing.users import UserError, add_user, list_users
+
+    if args.action == "list":
+        for user_id, name, role, unit, may_unmask in _with_engine(settings, list_users):
+            print(f"{user_id}\t{role}\t{unit or '-'}\t{'may-unmask' if may_unmask else ''}\t{name}")
+        return 0
+    try:
+        user_id, token = _with_engine(
+            settings,
+            lambda e: add_user(e, args.name, Role(args.role), args.unit or None, args.may_unmask),
+        )
+    except UserError as exc:
+        raise CommandError(str(exc), EXIT_CONFIG) from None
+    print(f"user {user_id} ({args.role}{' of ' + args.unit if args.unit else ''}): {args.name}")
+    print(f"token (shown once; send as 'Authorization: Bearer <token>'):\n{token}")
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.ticketing import openapi
+
+    text = openapi.render()
+    if args.write:
+        openapi.FILE.write_text(text, encoding="utf-8")
+        print(f"wrote {openapi.FILE}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     for section in fields(settings):
         values = asdict(getattr(settings, section.name))
@@ -328,6 +402,34 @@ def parser() -> argparse.ArgumentParser:
         help="start instant, e.g. 2026-09-30T16:00+08:00 (no offset: the city's time zone)",
     )
 
+    from hotline.ticketing.model import Role
+
+    units = sub.add_parser("units", help="the linked units (the unit directory)")
+    units_sub = units.add_subparsers(dest="action", required=True)
+    unit_add = units_sub.add_parser("add", help="add or rename a unit")
+    unit_add.add_argument("--id", required=True, help="short id, e.g. water")
+    unit_add.add_argument("--name", required=True, help="e.g. 市水务局")
+    unit_add.add_argument("--contact", default="", help="phone of the unit (internal notices)")
+    units_sub.add_parser("list")
+
+    users = sub.add_parser("users", help="API users and their bearer tokens")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    user_add = users_sub.add_parser("add", help="create a user and print its token once")
+    user_add.add_argument("--name", required=True)
+    user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    user_add.add_argument("--unit", default="", help="the unit of a unit_handler/unit_leader")
+    user_add.add_argument(
+        "--may-unmask",
+        action="store_true",
+        help="a unit user who may see citizens' identity, logged (rule Y-1)",
+    )
+    users_sub.add_parser("list")
+
+    api = sub.add_parser("api", help="the HTTP API's documents")
+    api_sub = api.add_subparsers(dest="action", required=True)
+    spec = api_sub.add_parser("openapi", help="print the OpenAPI 3.1 document")
+    spec.add_argument("--write", action="store_true", help="refresh the served file")
+
     cfg = sub.add_parser("config", help="settings")
     cfg.add_argument("action", choices=["show"])
     return p
@@ -341,6 +443,9 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "lab": cmd_lab,
     "config": cmd_config,
     "sla": cmd_sla,
+    "units": cmd_units,
+    "users": cmd_users,
+    "api": cmd_api,
 }
 
 

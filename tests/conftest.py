@@ -6,6 +6,7 @@ reached is a test error with a message saying so, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -90,3 +91,31 @@ async def redis() -> AsyncIterator[tuple[Redis, str]]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new PostgreSQL database on the test server; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        await admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {PG_URL} cannot create a database ({exc}); run scripts/setup", False
+        )
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (for a backend running in another process)."""
+    async with fresh_database() as url:
+        yield url

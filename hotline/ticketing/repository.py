@@ -182,6 +182,23 @@ class TicketRepository:
         ticket.version = row.version
         return ticket
 
+    async def load_many(
+        self, *, where: Sequence[sa.ColumnElement[bool]] = (), limit: int = 50, offset: int = 0
+    ) -> list[Ticket]:
+        query = (
+            sa.select(tickets.c.snapshot, tickets.c.version)
+            .where(*where)
+            .order_by(tickets.c.registered_at.desc(), tickets.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        out = []
+        for row in (await self.conn.execute(query)).all():
+            ticket = codec.load(Ticket, row.snapshot)
+            ticket.version = row.version
+            out.append(ticket)
+        return out
+
     async def by_upstream(self, channel: Channel, upstream_id: str) -> Ticket | None:
         try:
             return await self._one(

@@ -8,14 +8,9 @@ a fresh PostgreSQL database and stops it afterwards.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotline.config.settings import load_settings
 from hotline.lab.instance import HOME_IN_ROOT, Lab, _running_pid
-from tests.conftest import PG_URL
+from tests.backend import Backend, hotline
 
-HOTLINE = str(Path(sys.executable).with_name("hotline"))
 E2E_ENV = {
     "HOTLINE_LAB_INSTANCE": "e2e",
     "HOTLINE_LAB_SIP_PORT": "15060",
@@ -37,14 +31,6 @@ E2E_ENV = {
     "HOTLINE_SERVER_AGI_PORT": "14573",
     "HOTLINE_SERVER_HTTP_PORT": "18080",
 }
-
-
-def hotline(
-    *args: str, env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [HOTLINE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="session")
@@ -77,58 +63,6 @@ def other_instances_running(lab: Lab) -> bool:
         for p in homes.glob("*/asterisk.pid")
         if p.parent.name != lab.lab.instance
     )
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one backend run; dropped afterwards."""
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-
-
-class Backend:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        migrated = hotline("db", "upgrade", env=self.env)
-        assert migrated.returncode == 0, migrated.stderr
-        self.proc = subprocess.Popen(
-            [HOTLINE, "serve"],
-            env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{self.env['HOTLINE_SERVER_HTTP_PORT']}/healthz"
-        for _ in range(150):
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"backend exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    if json.loads(resp.read())["status"] == "ok":
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("backend did not answer /healthz")
-
-    def stop(self) -> str:
-        if self.proc is None or self.proc.poll() is not None:
-            return ""
-        self.proc.terminate()
-        _, err = self.proc.communicate(timeout=30)
-        return err
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from hotline.lab.calls import observe_call
 from hotline.lab.instance import Lab
 from hotline.lab.sipp import CallPlan
-from tests.e2e.conftest import Backend, hotline, journal_rows
+from tests.backend import Backend, hotline
+from tests.e2e.conftest import journal_rows
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,280 @@
+"""The OpenAPI 3.1 document of the ticketing API, generated from the action table.
+
+``hotline api openapi --write`` refreshes ``openapi.json`` next to this module (the file the
+server serves); a test fails when the file and the table disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hotline.ticketing.actions import ACTIONS, REGISTER_FIELDS, REGISTER_ROLES, Field
+
+FILE = Path(__file__).with_name("openapi.json")
+ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _body(fields: dict[str, Field], *, version: bool) -> dict[str, Any]:
+    props = {name: f.schema() for name, f in fields.items()}
+    required = [name for name, f in fields.items() if f.required]
+    if version:
+        props["version"] = {"type": "integer", "description": "the ticket version acted on"}
+        required.insert(0, "version")
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, **_json(schema)}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): ERROR for c in codes}
+
+
+TICKET = {"$ref": "#/components/schemas/Ticket"}
+REF = {
+    "name": "ref",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the ticket's id or number",
+}
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/tickets": {
+            "post": {
+                "summary": "Register a ticket (I-1, I-2); the same upstream id returns the "
+                "ticket it made (200) instead of a new one (201)",
+                "description": "roles: " + ", ".join(sorted(r.value for r in REGISTER_ROLES)),
+                "requestBody": {"required": True, **_json(_body(REGISTER_FIELDS, version=False))},
+                "responses": {
+                    "201": _ok("created", TICKET),
+                    "200": _ok("already there", TICKET),
+                    **_errors(400, 401, 403, 409),
+                },
+            },
+            "get": {
+                "summary": "Tickets the caller may see (a unit: its own assignments)",
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
+                    for n, t in (
+                        ("state", "string"),
+                        ("phone", "string"),
+                        ("limit", "integer"),
+                        ("offset", "integer"),
+                    )
+                ],
+                "responses": {
+                    "200": _ok(
+                        "summaries",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "tickets": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Summary"},
+                                }
+                            },
+                        },
+                    ),
+                    **_errors(400, 401, 403),
+                },
+            },
+        },
+        "/api/v1/tickets/{ref}": {
+            "get": {
+                "summary": "One ticket; identity in clear for the office (logged), masked for "
+                "units (Y-1)",
+                "parameters": [REF],
+                "responses": {"200": _ok("the ticket", TICKET), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/tickets/{ref}/events": {
+            "get": {
+                "summary": "The ticket's events: actor, role, time, action, rule, before/after",
+                "parameters": [REF],
+                "responses": {"200": _ok("events", {"type": "object"}), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/tickets/{ref}/identity": {
+            "post": {
+                "summary": "The citizen's identity in clear, with a reason; logged (Y-1)",
+                "parameters": [REF],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["why"],
+                            "properties": {"why": {"type": "string"}},
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": _ok("identity", {"type": "object"}),
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/api/v1/me": {
+            "get": {
+                "summary": "Who the token belongs to",
+                "responses": {"200": _ok("user", {"type": "object"}), **_errors(401)},
+            }
+        },
+        "/public/tickets": {
+            "get": {
+                "summary": "Published closed tickets, without identity (P-1, P-2)",
+                "security": [],
+                "responses": {"200": _ok("tickets", {"type": "object"})},
+            }
+        },
+        "/public/tickets/{number}": {
+            "get": {
+                "summary": "One published ticket, without identity (P-1, P-2)",
+                "security": [],
+                "parameters": [
+                    {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": _ok("ticket", {"type": "object"}), **_errors(404)},
+            }
+        },
+        "/open311/v2/requests.json": {
+            "get": {
+                "summary": "Open311 GeoReport v2 service requests (read side)",
+                "security": [],
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
+                    for n, t in (
+                        ("status", "string"),
+                        ("page", "integer"),
+                        ("page_size", "integer"),
+                    )
+                ],
+                "responses": {
+                    "200": _ok(
+                        "requests",
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Open311Request"}},
+                    ),
+                    **_errors(400),
+                },
+            }
+        },
+    }
+    for name, action in ACTIONS.items():
+        paths[f"/api/v1/tickets/{{ref}}/actions/{name}"] = {
+            "post": {
+                "summary": f"{action.summary}",
+                "description": f"rule {action.rule}; roles: "
+                + ", ".join(sorted(r.value for r in action.roles)),
+                "parameters": [REF],
+                "requestBody": {
+                    "required": True,
+                    **_json(_body(dict(action.fields), version=True)),
+                },
+                "responses": {
+                    "200": _ok("the changed ticket", TICKET),
+                    **_errors(400, 401, 403, 404, 409, 428),
+                },
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hotline ticketing API",
+            "version": "1",
+            "description": "Tickets of the 12345 hotline under the rule book (RULES.md). "
+            'Errors: {"error": {"code", "message", "rule"}}.',
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "an error with a machine-readable code",
+                    **_json({"$ref": "#/components/schemas/Error"}),
+                }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message", "rule"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "rule": {"type": ["string", "null"]},
+                            },
+                        }
+                    },
+                },
+                "Ticket": {
+                    "type": "object",
+                    "required": ["id", "number", "version", "state"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "number": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "state": {"type": "string"},
+                        "assignments": {"type": "array"},
+                        "citizen": {"type": "object"},
+                    },
+                },
+                "Summary": {
+                    "type": "object",
+                    "properties": {
+                        k: {"type": "string"}
+                        for k in (
+                            "id",
+                            "number",
+                            "state",
+                            "type",
+                            "registered_at",
+                            "lead_unit",
+                            "handle_due",
+                        )
+                    },
+                },
+                "Open311Request": {
+                    "type": "object",
+                    "properties": {
+                        k: {"type": ["string", "null"]}
+                        for k in (
+                            "service_request_id",
+                            "status",
+                            "status_notes",
+                            "service_name",
+                            "service_code",
+                            "description",
+                            "agency_responsible",
+                            "requested_datetime",
+                            "updated_datetime",
+                            "expected_datetime",
+                            "address",
+                        )
+                    },
+                },
+            },
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), ensure_ascii=False, indent=1, sort_keys=True) + "\n"

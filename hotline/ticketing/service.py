@@ -1,0 +1,247 @@
+"""The ticketing service: who may do what, to which ticket, in one transaction.
+
+Each call opens a unit of work, loads the ticket, checks the actor's role (the table in
+``actions.py``) and unit, runs the aggregate's action, saves ticket and events, and commits —
+or rolls everything back. Views mask the citizen's identity for unit roles (rule Y-1); every
+look at an identity in clear is written to ``identity_access``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.clock import Clock
+from hotline.ticketing.actions import ACTIONS, OFFICE, REGISTER_FIELDS, REGISTER_ROLES, PayloadError
+from hotline.ticketing.model import Actor, Channel, Citizen, TicketState
+from hotline.ticketing.repository import (
+    DuplicateIntake,
+    NotFound,
+    StaleTicket,
+    Summary,
+    TicketRepository,
+    UnitOfWork,
+    city_day,
+)
+from hotline.ticketing.sla import SlaEngine
+from hotline.ticketing.tables import identity_access, tickets
+from hotline.ticketing.ticket import Ctx, Ticket
+
+
+class Forbidden(Exception):
+    def __init__(self, code: str, message: str, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.rule = rule
+
+
+class VersionRequired(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    ticket: Ticket
+    created: bool  # False: the same upstream id came again (rule I-2)
+
+
+def visible_to(actor: Actor, ticket: Ticket) -> bool:
+    if actor.role in OFFICE:
+        return True
+    if actor.role.in_unit:
+        return any(a.unit_id == actor.unit_id for a in ticket.assignments)
+    return False
+
+
+class TicketService:
+    def __init__(self, engine: AsyncEngine, sla: SlaEngine, clock: Clock, timezone: str) -> None:
+        self.engine = engine
+        self.sla = sla
+        self.clock = clock
+        self.timezone = timezone
+
+    def _ctx(self, actor: Actor) -> Ctx:
+        return Ctx(actor, self.clock.now(), self.sla)
+
+    # -- intake -------------------------------------------------------------------------------
+    async def register(self, actor: Actor, payload: Mapping[str, Any]) -> Registered:
+        if actor.role not in REGISTER_ROLES:
+            raise Forbidden("role_forbidden", f"the {actor.role.value} role does not register")
+        unknown = set(payload) - set(REGISTER_FIELDS)
+        if unknown:
+            raise PayloadError(sorted(unknown)[0], "is not a field of register")
+        p = {name: f.parse(name, payload.get(name)) for name, f in REGISTER_FIELDS.items()}
+        upstream_due = _parse_instant(p["upstream_due"], "upstream_due")
+        ctx = self._ctx(actor)
+        async with UnitOfWork(self.engine) as uow:
+            channel: Channel = p["channel"]
+            if p["upstream_id"]:  # rule I-2: re-delivery returns the ticket it made
+                existing = await uow.tickets.by_upstream(channel, p["upstream_id"])
+                if existing is not None:
+                    return Registered(existing, created=False)
+            repeat_of = await self._repeat_id(uow.tickets, p["repeat_of"])
+            number = await uow.tickets.next_number(city_day(ctx.now, self.timezone))
+            ticket = Ticket.register(
+                ctx,
+                id=str(uuid.uuid4()),
+                number=number,
+                type=p["type"],
+                channel=channel,
+                citizen=Citizen(p["citizen_name"], p["citizen_phone"], p["citizen_id_number"]),
+                subject=p["subject"],
+                content=p["content"],
+                upstream_id=p["upstream_id"],
+                upstream_due=upstream_due,
+                category=p["category"],
+                address=p["address"],
+                publish_consent=p["publish_consent"],
+                repeat_of=repeat_of,
+            )
+            try:
+                await uow.tickets.add(ticket)
+            except DuplicateIntake:  # a concurrent delivery of the same upstream id won
+                async with UnitOfWork(self.engine) as again:
+                    found = await again.tickets.by_upstream(channel, p["upstream_id"])
+                assert found is not None
+                return Registered(found, created=False)
+            await uow.commit()
+        return Registered(ticket, created=True)
+
+    async def _repeat_id(self, repo: TicketRepository, number: str | None) -> str | None:
+        if not number:
+            return None
+        try:
+            return (await repo.get_by_number(number)).id
+        except NotFound:
+            raise PayloadError("repeat_of", f"no ticket {number}") from None
+
+    # -- actions ------------------------------------------------------------------------------
+    async def act(self, actor: Actor, ref: str, name: str, payload: Mapping[str, Any]) -> Ticket:
+        action = ACTIONS.get(name)
+        if action is None:
+            raise NotFound(f"action {name}")
+        version = payload.get("version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise VersionRequired("send the ticket's version you acted on (optimistic locking)")
+        if actor.role not in action.roles:
+            raise Forbidden("role_forbidden", f"a {actor.role.value} may not {name}", action.rule)
+        args = action.parse(payload)
+        async with UnitOfWork(self.engine) as uow:
+            ticket = await self._load(uow.tickets, ref)
+            if not visible_to(actor, ticket):
+                raise NotFound(ref)  # a unit does not learn other units' tickets exist
+            if ticket.version != version:
+                raise StaleTicket(f"ticket is at version {ticket.version}, not {version}")
+            if name == "stop_repeat":
+                args["timely_replies"] = await self._timely_replies(uow.tickets, ticket)
+            action.call(ticket, self._ctx(actor), args)
+            await uow.tickets.save(ticket)
+            await uow.commit()
+        return ticket
+
+    async def _timely_replies(self, repo: TicketRepository, ticket: Ticket) -> int:
+        """Rule D-6: replies given in time on the earlier tickets of the same request."""
+        count, seen, ref = 0, {ticket.id}, ticket.repeat_of
+        while ref and ref not in seen and len(seen) < 100:
+            seen.add(ref)
+            earlier = await repo.get(ref)
+            count += sum(1 for a in earlier.assignments if a.handle.late is False)
+            ref = earlier.repeat_of
+        return count
+
+    # -- reading ------------------------------------------------------------------------------
+    async def _load(self, repo: TicketRepository, ref: str) -> Ticket:
+        try:
+            return await repo.get(ref)
+        except NotFound:
+            return await repo.get_by_number(ref)
+
+    async def get(self, actor: Actor, ref: str) -> Ticket:
+        async with UnitOfWork(self.engine) as uow:
+            ticket = await self._load(uow.tickets, ref)
+            if not visible_to(actor, ticket):
+                raise NotFound(ref)
+            if actor.role in OFFICE:  # rule Y-1: the office's view shows identity; on record
+                await self._log_access(uow, actor, ticket, "office view")
+                await uow.commit()
+        return ticket
+
+    async def events(self, actor: Actor, ref: str) -> list[Any]:
+        async with UnitOfWork(self.engine) as uow:
+            ticket = await self._load(uow.tickets, ref)
+            if not visible_to(actor, ticket):
+                raise NotFound(ref)
+            return await uow.tickets.events(ticket.id)
+
+    async def identity(self, actor: Actor, ref: str, why: str, may_unmask: bool) -> Citizen:
+        """Rule Y-1: a unit sees identity only with the permission, and says why."""
+        if actor.role.in_unit and not may_unmask:
+            raise Forbidden("unmask_forbidden", "this user may not see citizens' identity", "Y-1")
+        if actor.role not in OFFICE and not actor.role.in_unit:
+            raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no tickets", "Y-1")
+        if not why.strip():
+            raise PayloadError("why", "say why the identity is needed (it is logged)")
+        async with UnitOfWork(self.engine) as uow:
+            ticket = await self._load(uow.tickets, ref)
+            if not visible_to(actor, ticket):
+                raise NotFound(ref)
+            await self._log_access(uow, actor, ticket, why)
+            await uow.commit()
+        return ticket.citizen
+
+    async def _log_access(self, uow: UnitOfWork, actor: Actor, ticket: Ticket, why: str) -> None:
+        await uow.conn.execute(
+            identity_access.insert().values(
+                ticket_id=ticket.id,
+                user_id=actor.user_id,
+                role=actor.role.value,
+                at=self.clock.now(),
+                why=why[:500],
+            )
+        )
+
+    async def search(
+        self,
+        actor: Actor,
+        *,
+        state: str | None = None,
+        phone: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Summary]:
+        where: list[sa.ColumnElement[bool]] = []
+        if state:
+            if state not in {s.value for s in TicketState}:
+                raise PayloadError("state", "is not a ticket state")
+            where.append(tickets.c.state == state)
+        if phone:
+            if actor.role not in OFFICE:  # rule Y-1: units cannot search by a citizen's number
+                raise Forbidden("role_forbidden", "only the office searches by phone", "Y-1")
+            where.append(tickets.c.citizen_phone == phone)
+        unit = actor.unit_id if actor.role.in_unit else None
+        if actor.role not in OFFICE and unit is None:
+            raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no tickets")
+        async with UnitOfWork(self.engine) as uow:
+            return await uow.tickets.summaries(where=where, unit=unit, limit=limit, offset=offset)
+
+    async def open_by_phone(self, phone: str) -> list[Summary]:
+        async with UnitOfWork(self.engine) as uow:
+            return await uow.tickets.open_by_phone(phone)
+
+
+def _parse_instant(value: str | None, field: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        instant = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadError(field, "must be an ISO-8601 date-time") from None
+    if instant.tzinfo is None:
+        raise PayloadError(field, "needs a UTC offset")
+    return instant

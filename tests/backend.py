@@ -1,0 +1,75 @@
+"""The real backend for tests that need it: `hotline` commands and `hotline serve` in a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HOTLINE = str(Path(sys.executable).with_name("hotline"))
+
+
+def hotline(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HOTLINE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Backend:
+    """``hotline db upgrade`` then ``hotline serve``, ready once /healthz answers."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="hotline-serve-", suffix=".log")  # noqa: SIM115 (closed in stop)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HOTLINE_SERVER_HTTP_PORT']}"
+
+    def start(self) -> Backend:
+        migrated = hotline("db", "upgrade", env=self.env)
+        assert migrated.returncode == 0, migrated.stderr
+        self.proc = subprocess.Popen(
+            [HOTLINE, "serve"],
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            text=True,
+        )
+        for _ in range(150):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"backend exited: {self.output()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
+                    if json.loads(resp.read())["status"] == "ok":
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("backend did not answer /healthz")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> str:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        out = self.output()
+        self.log.close()
+        return out
