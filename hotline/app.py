@@ -92,7 +92,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[JOURNAL] = SqlCallJournal(engine)
         app[tickets_http.TICKETS_ENGINE] = engine
         app[tickets_http.SERVICE] = TicketService(
-            engine, SlaEngine(calendar, settings.rules), app[CLOCK], settings.city.timezone
+            engine,
+            SlaEngine(calendar, settings.rules),
+            app[CLOCK],
+            settings.city.timezone,
+            settings.routing.categories,
         )
         yield
     finally:

@@ -158,6 +158,20 @@ def _hours(v: float) -> str | None:
     return None if 0 < v <= 24 * 30 else "a positive number of hours"
 
 
+def _routes(v: dict[str, str]) -> str | None:
+    for category, units in v.items():
+        if not category.strip() or not all(u.strip() for u in units.split(",")):
+            return 'a table of category = "unit_id[,unit_id…]"'
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    """Rule D-2: which units a category of request usually goes to (the office decides)."""
+
+    categories: dict[str, str] = setting({}, _routes, "category -> comma-separated unit ids")
+
+
 @dataclass(frozen=True, slots=True)
 class RulesSettings:
     """Every number of the rule book (RULES.md); cities and upper platforms override them."""
@@ -250,6 +264,7 @@ class Settings:
     prompts: PromptSettings = field(default_factory=PromptSettings)
     lab: LabSettings = field(default_factory=LabSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
 
 
 T = TypeVar("T")

@@ -287,9 +287,15 @@ ACTIONS: dict[str, Action] = {
             "B-1",
             {R.AGENT, R.REVIEWER},
             "The citizen's satisfaction; satisfied or no objection closes (B-1, B-2)",
-            lambda t, c, p: t.callback(c, p["result"], p["note"]),
+            lambda t, c, p: t.callback(c, p["result"], p["note"], p["method"]),
             result=Field(CallbackResult),
             note=Field(S, required=False, default=""),
+            method=Field(
+                S,
+                required=False,
+                default="phone",
+                doc="phone, or self_evaluation through the original channel (B-1, B-3)",
+            ),
         ),
         _a(
             "rehandle",
@@ -359,4 +365,10 @@ REGISTER_FIELDS: dict[str, Field] = {
     "address": Field(S, required=False, default=""),
     "publish_consent": Field(B, required=False, default=True),
     "repeat_of": Field(S, required=False, doc="number of the earlier ticket (D-6)"),
+    "utility": Field(
+        S,
+        required=False,
+        default="",
+        doc="water, power or gas: a utility emergency put through (H-6)",
+    ),
 }

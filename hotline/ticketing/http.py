@@ -134,8 +134,10 @@ def _int(request: web.Request, name: str, default: int, top: int) -> int:
 # -- office and units -------------------------------------------------------------------------
 async def register(request: web.Request) -> web.Response:
     user = await _user(request)
-    result = await request.app[SERVICE].register(user.actor, await _json(request))
+    service = request.app[SERVICE]
+    result = await service.register(user.actor, await _json(request))
     view = ticket_view(result.ticket, masked=False)
+    view["suggested_units"] = service.suggested_units(result.ticket)  # rule D-2
     return ok(view, status=201 if result.created else 200)
 
 
@@ -153,8 +155,11 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 async def get_ticket(request: web.Request) -> web.Response:
     user = await _user(request)
-    ticket = await request.app[SERVICE].get(user.actor, request.match_info["ref"])
-    return ok(ticket_view(ticket, masked=user.actor.role not in OFFICE))
+    service = request.app[SERVICE]
+    ticket = await service.get(user.actor, request.match_info["ref"])
+    view = ticket_view(ticket, masked=user.actor.role not in OFFICE)
+    view["suggested_units"] = service.suggested_units(ticket)  # rule D-2
+    return ok(view)
 
 
 async def ticket_events(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import Clock
 from hotline.ticketing.actions import ACTIONS, OFFICE, REGISTER_FIELDS, REGISTER_ROLES, PayloadError
-from hotline.ticketing.model import Actor, Channel, Citizen, TicketState
+from hotline.ticketing.model import Actor, Channel, Citizen, TicketError, TicketState
 from hotline.ticketing.repository import (
     DuplicateIntake,
     NotFound,
@@ -30,7 +30,7 @@ from hotline.ticketing.repository import (
     city_day,
 )
 from hotline.ticketing.sla import SlaEngine
-from hotline.ticketing.tables import identity_access, tickets
+from hotline.ticketing.tables import identity_access, tickets, units, users
 from hotline.ticketing.ticket import Ctx, Ticket
 
 
@@ -60,11 +60,19 @@ def visible_to(actor: Actor, ticket: Ticket) -> bool:
 
 
 class TicketService:
-    def __init__(self, engine: AsyncEngine, sla: SlaEngine, clock: Clock, timezone: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sla: SlaEngine,
+        clock: Clock,
+        timezone: str,
+        routing: Mapping[str, str] | None = None,
+    ) -> None:
         self.engine = engine
         self.sla = sla
         self.clock = clock
         self.timezone = timezone
+        self.routing = dict(routing or {})
 
     def _ctx(self, actor: Actor) -> Ctx:
         return Ctx(actor, self.clock.now(), self.sla)
@@ -102,6 +110,7 @@ class TicketService:
                 address=p["address"],
                 publish_consent=p["publish_consent"],
                 repeat_of=repeat_of,
+                utility=p["utility"],
             )
             try:
                 await uow.tickets.add(ticket)
@@ -140,10 +149,43 @@ class TicketService:
                 raise StaleTicket(f"ticket is at version {ticket.version}, not {version}")
             if name == "stop_repeat":
                 args["timely_replies"] = await self._timely_replies(uow.tickets, ticket)
+            await self._check_units(uow, args.get("units") or args.get("reassign_to") or [])
             action.call(ticket, self._ctx(actor), args)
             await uow.tickets.save(ticket)
             await uow.commit()
         return ticket
+
+    async def _check_units(self, uow: UnitOfWork, wanted: list[str]) -> None:
+        """Rules D-2, D-7: only linked units, each with a responsible leader and a handler."""
+        if not wanted:
+            return
+        known = set(
+            (await uow.conn.execute(sa.select(units.c.id).where(units.c.id.in_(wanted)))).scalars()
+        )
+        for unit in wanted:
+            if unit not in known:
+                raise TicketError("unknown_unit", f"{unit} is not a linked unit", "D-2")
+        staffed = (
+            await uow.conn.execute(
+                sa.select(users.c.unit_id, users.c.role)
+                .where(users.c.unit_id.in_(wanted))
+                .distinct()
+            )
+        ).all()
+        for unit in wanted:
+            roles = {r.role for r in staffed if r.unit_id == unit}
+            missing = {"unit_leader", "unit_handler"} - roles
+            if missing:
+                raise TicketError(
+                    "unit_unstaffed",
+                    f"{unit} names no {' and no '.join(sorted(missing))} yet",
+                    "D-7",
+                )
+
+    def suggested_units(self, ticket: Ticket) -> list[str]:
+        """Rule D-2: the routing table's units for the ticket's category."""
+        units_text = self.routing.get(ticket.category, "")
+        return [u.strip() for u in units_text.split(",") if u.strip()]
 
     async def _timely_replies(self, repo: TicketRepository, ticket: Ticket) -> int:
         """Rule D-6: replies given in time on the earlier tickets of the same request."""

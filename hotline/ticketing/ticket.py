@@ -156,6 +156,7 @@ class Callback:
     by: str
     at: dt.datetime
     late: bool
+    method: str = "phone"  # phone survey or self-evaluation through the original channel (B-1)
 
 
 @dataclass(slots=True)
@@ -178,6 +179,8 @@ class Internal:  # rules T-1 … T-4
     result: str = ""
 
 
+UTILITIES = ("water", "power", "gas")  # rule H-6
+CALLBACK_METHODS = ("phone", "self_evaluation")  # rule B-1
 NOTICE_TEMPLATE = "您所反映的问题已转由{unit}内部办理，{unit}的联系方式是{contact}"  # rule T-4
 
 
@@ -201,6 +204,7 @@ class Ticket:
     address: str = ""
     publish_consent: bool = True  # P-1(2): the citizen's choice
     repeat_of: str | None = None  # D-6: the earlier ticket of the same request
+    utility: str = ""  # H-6: water | power | gas — put through to the unit on a 3-way call
     assignments: list[Assignment] = field(default_factory=list)
     callback_deadline: Deadline | None = None
     callbacks: list[Callback] = field(default_factory=list)
@@ -236,8 +240,10 @@ class Ticket:
         address: str = "",
         publish_consent: bool = True,
         repeat_of: str | None = None,
+        utility: str = "",
     ) -> Ticket:
-        """Rules I-1, I-2: a type, a channel, and for pushed tickets the upstream id."""
+        """Rules I-1, I-2: a type, a channel, and for pushed tickets the upstream id; H-6: a
+        utility emergency names the utility it was put through to."""
         if channel.pushed and not upstream_id:
             raise TicketError(
                 "upstream_id_required", f"{channel.value} tickets carry the upstream id", "I-2"
@@ -261,7 +267,10 @@ class Ticket:
             address=address,
             publish_consent=publish_consent,
             repeat_of=repeat_of,
+            utility=utility,
         )
+        if utility and utility not in UTILITIES:
+            raise TicketError("unknown_utility", f"utility is one of {', '.join(UTILITIES)}", "H-6")
         ticket._record(
             ctx,
             "register",
@@ -272,6 +281,9 @@ class Ticket:
             channel=channel.value,
             upstream_id=upstream_id,
         )
+        if utility:  # rule H-6: put through to the utility at once, on a three-way call
+            state = T.REGISTERED.value
+            ticket._record(ctx, "three_way_call", "H-6", state, state, utility=utility)
         return ticket
 
     def reject(self, ctx: Ctx, reason: RejectReason, explanation: str) -> None:
@@ -581,13 +593,24 @@ class Ticket:
             ctx, a, "review", "H-5", A.SIGNED, passed=False, handle_due=a.handle.due.isoformat()
         )
 
-    def callback(self, ctx: Ctx, result: CallbackResult, note: str = "") -> None:
-        """Rules B-1, B-2: satisfied or no objection closes; unsatisfied reopens."""
+    def callback(
+        self, ctx: Ctx, result: CallbackResult, note: str = "", method: str = "phone"
+    ) -> None:
+        """Rules B-1, B-2: satisfied or no objection closes; unsatisfied reopens. B-3: a
+        utility emergency is called back by telephone."""
         self._check("callback")
+        if method not in CALLBACK_METHODS:
+            raise TicketError(
+                "unknown_method", f"method is one of {', '.join(CALLBACK_METHODS)}", "B-1"
+            )
+        if self.utility and method != "phone":
+            raise TicketError(
+                "phone_callback_required", "utility emergencies are called back by telephone", "B-3"
+            )
         assert self.callback_deadline is not None
         self.callback_deadline = self.callback_deadline.finish(ctx.now)
         late = bool(self.callback_deadline.late)
-        self.callbacks.append(Callback(result, note, ctx.actor.user_id, ctx.now, late))
+        self.callbacks.append(Callback(result, note, ctx.actor.user_id, ctx.now, late, method))
         if result is CallbackResult.UNSATISFIED:
             before = self.state.value
             self.state = T.DISSATISFIED

@@ -22,7 +22,7 @@ from hotline.ticketing.model import Role
 from tests.backend import Backend, free_port, hotline
 from tests.conftest import fresh_database
 
-UNITS = {"water": "市水务局", "roads": "市住建局", "city": "市城管局"}
+UNITS = {"water": "市水务局", "roads": "市住建局", "city": "市城管局", "parks": "市园林局"}
 USERS = [  # (key, role, unit, may_unmask)
     ("agent", "agent", "", False),
     ("dispatcher", "dispatcher", "", False),
@@ -34,6 +34,7 @@ USERS = [  # (key, role, unit, may_unmask)
     ("water_handler", "unit_handler", "water", True),
     ("water_leader", "unit_leader", "water", False),
     ("roads_handler", "unit_handler", "roads", False),
+    ("roads_leader", "unit_leader", "roads", False),
     ("city_handler", "unit_handler", "city", False),
     ("city_leader", "unit_leader", "city", False),
 ]
@@ -90,9 +91,12 @@ async def database() -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(database: str) -> AsyncIterator[Api]:
+async def api(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    config = tmp_path_factory.mktemp("api") / "hotline.toml"
+    config.write_text('[routing.categories]\nwater_supply = "water"\nstreet = "roads,city"\n')
     env = {
         "HOTLINE_DATABASE_URL": database,
+        "HOTLINE_CONFIG": str(config),
         "HOTLINE_SERVER_HTTP_PORT": str(free_port()),
         "HOTLINE_SERVER_AGI_PORT": str(free_port()),
     }
@@ -421,3 +425,59 @@ async def test_the_served_openapi_document_is_the_one_the_actions_make(api: Api)
     assert status == 200 and doc == document()
     assert doc["openapi"].startswith("3.1")
     assert f"/api/v1/tickets/{{ref}}/actions/{next(iter(ACTIONS))}" in doc["paths"]
+
+
+async def test_only_linked_units_with_a_leader_and_a_handler_get_tickets(api: Api) -> None:
+    # rules D-2, D-7: a unit names a responsible leader and a handler before it gets tickets
+    _status, t = await api.call(
+        "agent",
+        "POST",
+        "/api/v1/tickets",
+        {"type": "help", "channel": "phone", "content": "公园树倒了"},
+    )
+    err = await api.refused("dispatcher", t, "assign", units=["zoo"])
+    assert (err["status"], err["code"], err["rule"]) == (409, "unknown_unit", "D-2")
+    err = await api.refused("dispatcher", t, "assign", units=["parks"])  # nobody named yet
+    assert (err["code"], err["rule"]) == ("unit_unstaffed", "D-7")
+    assert "unit_handler" in err["message"] and "unit_leader" in err["message"]
+
+
+async def test_the_routing_table_suggests_units_and_the_office_decides(api: Api) -> None:
+    # rule D-2
+    _status, t = await api.call(
+        "agent",
+        "POST",
+        "/api/v1/tickets",
+        {"type": "help", "channel": "wechat", "content": "路面塌陷", "category": "street"},
+    )
+    assert t["suggested_units"] == ["roads", "city"]
+    t = await api.act("dispatcher", t, "assign", units=["roads"])  # the office's judgement
+    assert [a["unit_id"] for a in t["assignments"]] == ["roads"]
+
+
+async def test_a_utility_emergency_is_called_back_by_telephone(api: Api) -> None:
+    # rules H-6, B-3
+    status, t = await api.call(
+        "agent",
+        "POST",
+        "/api/v1/tickets",
+        {"type": "help", "channel": "phone", "content": "燃气泄漏味道", "utility": "water"},
+    )
+    assert (status, t["utility"]) == (201, "water")
+    _status, events = await api.call("supervisor", "GET", f"/api/v1/tickets/{t['id']}/events")
+    assert ("three_way_call", "H-6") in [(e["action"], e["rule"]) for e in events["events"]]
+    t = await api.act("dispatcher", t, "assign", units=["water"])
+    t = await api.act("water_handler", t, "sign", assignment=find(t, "water"))
+    t = await api.act(
+        "water_handler",
+        t,
+        "draft_reply",
+        assignment=find(t, "water"),
+        text="抢修队已到场关阀并修复，现场安全。",
+    )
+    t = await api.act("water_leader", t, "approve_reply", assignment=find(t, "water"), approve=True)
+    t = await api.act("reviewer", t, "review", assignment=find(t, "water"), passed=True)
+    err = await api.refused("agent", t, "callback", result="satisfied", method="self_evaluation")
+    assert (err["code"], err["rule"]) == ("phone_callback_required", "B-3")
+    t = await api.act("agent", t, "callback", result="satisfied", method="phone")
+    assert t["state"] == "closed"

@@ -625,3 +625,49 @@ def test_illegal_transitions_name_the_rule_of_the_action(world: World) -> None:
 
 def test_every_action_of_the_transition_table_names_a_rule() -> None:
     assert all(tr.rule[0] in "IDHTBPYC" for tr in TRANSITIONS.values())
+
+
+# -- C-1, T-3, H-6, B-3, P-2 ------------------------------------------------------------------
+def test_requests_are_taken_around_the_clock_and_on_holidays() -> None:
+    # rule C-1: registered at 03:00 on National Day; the office's clock starts on Oct 8
+    world = World("2026-10-03T03:00")
+    t = world.register()
+    assert t.state is T.REGISTERED and t.registered_at == at("2026-10-03T03:00")
+    assert t.assign_deadline.due == at("2026-10-08T10:30")  # rules C-2, C-3, D-1
+
+
+def test_other_matters_go_internal_at_the_offices_discretion(world: World) -> None:
+    # rule T-3
+    t = world.register(content="反映的情况与事实可能出入较大")
+    t.transfer_internal(
+        world.ctx(SUPERVISOR), InternalCategory.OTHER, "roads", "市住建局", "0510-2222"
+    )
+    assert t.state is T.INTERNAL and not t.internal.filing_copy_to_discipline  # type: ignore[union-attr]
+
+
+def test_a_utility_emergency_records_its_three_way_call_and_is_called_back_by_phone(
+    world: World,
+) -> None:
+    # rules H-6, B-3
+    t = world.register(utility="gas", content="燃气泄漏")
+    assert t.events[-1].action == "three_way_call" and t.events[-1].rule == "H-6"
+    to_callback(world, t)
+    e = error(t.callback, world.ctx(AGENT), CallbackResult.SATISFIED, "", "self_evaluation")
+    assert (e.code, e.rule) == ("phone_callback_required", "B-3")
+    t.callback(world.ctx(AGENT), CallbackResult.SATISFIED, "", "phone")
+    assert t.state is T.CLOSED and t.callbacks[-1].method == "phone"
+
+
+def test_self_evaluation_through_the_original_channel_counts_as_a_callback(world: World) -> None:
+    # rule B-1
+    t = world.register(channel=Channel.WECHAT)
+    to_callback(world, t)
+    t.callback(world.ctx(AGENT), CallbackResult.NO_OBJECTION, "", "self_evaluation")
+    assert t.state is T.CLOSED
+    assert error(t.decide_publication, world.ctx(AGENT), agree_with_unit=True).code == (
+        "no_unit_proposal"
+    )
+
+
+def test_an_unknown_utility_is_refused(world: World) -> None:
+    assert error(world.register, utility="oil").code == "unknown_utility"  # rule H-6
