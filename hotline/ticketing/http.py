@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -99,10 +100,21 @@ async def _user(request: web.Request) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _Unauthorized("send Authorization: Bearer <token>")
-    user = await authenticate(request.app[TICKETS_ENGINE], token.strip())
+    token = token.strip()
+    cached = _TOKENS.get(token)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    user = await authenticate(request.app[TICKETS_ENGINE], token)
     if user is None:
         raise _Unauthorized("unknown token")
+    if len(_TOKENS) > 10_000:
+        _TOKENS.clear()
+    _TOKENS[token] = (user, time.monotonic() + TOKEN_TTL)
     return user
+
+
+TOKEN_TTL = 30.0  # seconds a checked token is trusted without asking the database again
+_TOKENS: dict[str, tuple[User, float]] = {}
 
 
 class _Unauthorized(web.HTTPUnauthorized):

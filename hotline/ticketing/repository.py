@@ -54,6 +54,43 @@ class Summary:
     handle_due: dt.datetime | None
 
 
+# Statements built once, run with parameters (no per-call statement building and cache keys).
+_ROW_COLUMNS = (
+    "state",
+    "type",
+    "channel",
+    "upstream_id",
+    "citizen_phone",
+    "registered_at",
+    "closed_at",
+    "published",
+    "lead_unit",
+    "handle_due",
+    "snapshot",
+)
+_INSERT_TICKET = tickets.insert()
+_UPDATE_TICKET = (
+    tickets.update()
+    .where(tickets.c.id == sa.bindparam("p_id"), tickets.c.version == sa.bindparam("p_version"))
+    .values(
+        {
+            "version": sa.bindparam("p_new_version"),
+            **{c: sa.bindparam(f"p_{c}") for c in _ROW_COLUMNS},
+        }
+    )
+)
+_DELETE_ASSIGNMENTS = assignments.delete().where(
+    assignments.c.ticket_id == sa.bindparam("p_ticket")
+)
+_SNAPSHOT = sa.select(tickets.c.snapshot, tickets.c.version)
+_BY_ID = _SNAPSHOT.where(tickets.c.id == sa.bindparam("p_ref"))
+_BY_NUMBER = _SNAPSHOT.where(tickets.c.number == sa.bindparam("p_ref"))
+_BY_UPSTREAM = _SNAPSHOT.where(
+    tickets.c.channel == sa.bindparam("p_channel"),
+    tickets.c.upstream_id == sa.bindparam("p_upstream"),
+)
+
+
 def _row_values(ticket: Ticket) -> dict[str, Any]:
     live = ticket.live_assignments()
     lead = next((a for a in live if a.lead), live[0] if live else None)
@@ -101,26 +138,31 @@ class TicketRepository:
 
     async def add(self, ticket: Ticket) -> None:
         try:
-            async with self.conn.begin_nested():
-                await self.conn.execute(
-                    tickets.insert().values(
-                        id=ticket.id,
-                        number=ticket.number,
-                        version=ticket.version,
-                        **_row_values(ticket),
-                    )
-                )
+            await self.conn.execute(
+                _INSERT_TICKET,
+                {
+                    "id": ticket.id,
+                    "number": ticket.number,
+                    "version": ticket.version,
+                    **_row_values(ticket),
+                },
+            )
         except IntegrityError as exc:
-            if ticket.upstream_id and await self.by_upstream(ticket.channel, ticket.upstream_id):
-                raise DuplicateIntake(ticket.upstream_id) from None
-            raise exc
+            if ticket.upstream_id:  # rule I-2: most likely the same upstream id again
+                raise DuplicateIntake(ticket.upstream_id) from exc
+            raise
         await self._write_children(ticket)
 
     async def save(self, ticket: Ticket) -> None:
+        values = {f"p_{k}": v for k, v in _row_values(ticket).items()}
         result = await self.conn.execute(
-            tickets.update()
-            .where(tickets.c.id == ticket.id, tickets.c.version == ticket.version)
-            .values(version=ticket.version + 1, **_row_values(ticket))
+            _UPDATE_TICKET,
+            {
+                "p_id": ticket.id,
+                "p_version": ticket.version,
+                "p_new_version": ticket.version + 1,
+                **values,
+            },
         )
         if result.rowcount != 1:
             raise StaleTicket(f"ticket {ticket.number} changed since version {ticket.version}")
@@ -128,7 +170,7 @@ class TicketRepository:
         await self._write_children(ticket)
 
     async def _write_children(self, ticket: Ticket) -> None:
-        await self.conn.execute(assignments.delete().where(assignments.c.ticket_id == ticket.id))
+        await self.conn.execute(_DELETE_ASSIGNMENTS, {"p_ticket": ticket.id})
         if ticket.assignments:
             await self.conn.execute(
                 assignments.insert(),
@@ -167,15 +209,13 @@ class TicketRepository:
             ticket.pending.clear()
 
     async def get(self, ticket_id: str) -> Ticket:
-        return await self._one(tickets.c.id == ticket_id, ticket_id)
+        return await self._one(_BY_ID, {"p_ref": ticket_id}, ticket_id)
 
     async def get_by_number(self, number: str) -> Ticket:
-        return await self._one(tickets.c.number == number, number)
+        return await self._one(_BY_NUMBER, {"p_ref": number}, number)
 
-    async def _one(self, where: sa.ColumnElement[bool], name: str) -> Ticket:
-        row = (
-            await self.conn.execute(sa.select(tickets.c.snapshot, tickets.c.version).where(where))
-        ).first()
+    async def _one(self, query: sa.Select[Any], params: dict[str, Any], name: str) -> Ticket:
+        row = (await self.conn.execute(query, params)).first()
         if row is None:
             raise NotFound(name)
         ticket = codec.load(Ticket, row.snapshot)
@@ -202,8 +242,7 @@ class TicketRepository:
     async def by_upstream(self, channel: Channel, upstream_id: str) -> Ticket | None:
         try:
             return await self._one(
-                (tickets.c.channel == channel.value) & (tickets.c.upstream_id == upstream_id),
-                upstream_id,
+                _BY_UPSTREAM, {"p_channel": channel.value, "p_upstream": upstream_id}, upstream_id
             )
         except NotFound:
             return None
@@ -299,6 +338,10 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self._tx.commit()
+
+    async def rollback(self) -> None:
+        if self._tx.is_active:
+            await self._tx.rollback()
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._conn is not None

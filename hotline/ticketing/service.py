@@ -9,6 +9,7 @@ look at an identity in clear is written to ``identity_access``.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from hotline.ticketing.repository import (
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.tables import identity_access, tickets, units, users
 from hotline.ticketing.ticket import Ctx, Ticket
+
+STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
 
 
 class Forbidden(Exception):
@@ -73,6 +76,7 @@ class TicketService:
         self.clock = clock
         self.timezone = timezone
         self.routing = dict(routing or {})
+        self._staffed: dict[str, float] = {}  # unit -> monotonic time until which it is known
 
     def _ctx(self, actor: Actor) -> Ctx:
         return Ctx(actor, self.clock.now(), self.sla)
@@ -115,9 +119,11 @@ class TicketService:
             try:
                 await uow.tickets.add(ticket)
             except DuplicateIntake:  # a concurrent delivery of the same upstream id won
+                await uow.rollback()
                 async with UnitOfWork(self.engine) as again:
                     found = await again.tickets.by_upstream(channel, p["upstream_id"])
-                assert found is not None
+                if found is None:
+                    raise
                 return Registered(found, created=False)
             await uow.commit()
         return Registered(ticket, created=True)
@@ -157,30 +163,29 @@ class TicketService:
 
     async def _check_units(self, uow: UnitOfWork, wanted: list[str]) -> None:
         """Rules D-2, D-7: only linked units, each with a responsible leader and a handler."""
-        if not wanted:
+        now = time.monotonic()
+        unknown = [u for u in wanted if self._staffed.get(u, 0.0) < now]
+        if not unknown:
             return
-        known = set(
-            (await uow.conn.execute(sa.select(units.c.id).where(units.c.id.in_(wanted)))).scalars()
-        )
-        for unit in wanted:
-            if unit not in known:
-                raise TicketError("unknown_unit", f"{unit} is not a linked unit", "D-2")
-        staffed = (
+        rows = (
             await uow.conn.execute(
-                sa.select(users.c.unit_id, users.c.role)
-                .where(users.c.unit_id.in_(wanted))
-                .distinct()
+                sa.select(units.c.id, users.c.role)
+                .select_from(units.outerjoin(users, users.c.unit_id == units.c.id))
+                .where(units.c.id.in_(unknown))
             )
         ).all()
-        for unit in wanted:
-            roles = {r.role for r in staffed if r.unit_id == unit}
-            missing = {"unit_leader", "unit_handler"} - roles
+        for unit in unknown:
+            found = [r.role for r in rows if r.id == unit]
+            if not found:
+                raise TicketError("unknown_unit", f"{unit} is not a linked unit", "D-2")
+            missing = {"unit_leader", "unit_handler"} - set(found)
             if missing:
                 raise TicketError(
                     "unit_unstaffed",
                     f"{unit} names no {' and no '.join(sorted(missing))} yet",
                     "D-7",
                 )
+            self._staffed[unit] = now + STAFFED_TTL  # a staffed unit is not asked again soon
 
     def suggested_units(self, ticket: Ticket) -> list[str]:
         """Rule D-2: the routing table's units for the ticket's category."""
