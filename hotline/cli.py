@@ -224,6 +224,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         "  Place a citizen call into the lab from another terminal:\n"
         "      .venv/bin/hotline lab call 12345 --dtmf 1\n"
         "  Watch Asterisk:  .venv/bin/hotline lab logs --follow\n"
+        "  Ticketing API:   .venv/bin/hotline units add --id water --name 市水务局\n"
+        "                   .venv/bin/hotline users add --name 王 --role dispatcher\n"
+        f"                   (prints a bearer token; API at {http}/api/v1/, "
+        f"OpenAPI at {http}/api/v1/openapi.json)\n"
         "  Stop with Ctrl-C (the lab stops with the backend).\n",
         flush=True,
     )
