@@ -7,7 +7,9 @@ PostgreSQL isolate themselves in a schema of their own: :func:`make_engine` puts
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import overload
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,6 +28,17 @@ metadata = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Datetimes read back from SQL as aware values (SQLite returns naive UTC)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
 
 
 class NotMigrated(Exception):

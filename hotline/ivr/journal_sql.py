@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.db import metadata
+from hotline.db import as_utc, metadata
 from hotline.ivr.journal import CallRecord
 
 ivr_calls = sa.Table(
@@ -26,12 +24,6 @@ ivr_calls = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
 )
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value  # SQLite drops tz
 
 
 class SqlCallJournal:
@@ -71,8 +63,8 @@ class SqlCallJournal:
                 outcome=r["outcome"],
                 steps=[s for s in r["steps"].split(">") if s],
                 error=r["error"],
-                started_at=_utc(r["started_at"]),  # type: ignore[arg-type]
-                ended_at=_utc(r["ended_at"]),
+                started_at=as_utc(r["started_at"]),
+                ended_at=as_utc(r["ended_at"]),
             )
             for r in rows
         ]

@@ -13,7 +13,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hotline.db import as_utc
 from hotline.ticketing import codec
 from hotline.ticketing.model import Channel, TicketEvent, TicketState
 from hotline.ticketing.tables import assignments, ticket_events, ticket_numbers, tickets
@@ -107,16 +108,6 @@ def _row_values(ticket: Ticket) -> dict[str, Any]:
         "handle_due": lead.handle.due if lead else None,
         "snapshot": codec.to_json(ticket),
     }
-
-
-@overload
-def _utc(value: dt.datetime) -> dt.datetime: ...
-@overload
-def _utc(value: None) -> None: ...
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC
 
 
 class TicketRepository:
@@ -258,7 +249,7 @@ class TicketRepository:
         return [
             TicketEvent(
                 seq=r["seq"],
-                at=_utc(r["at"]),
+                at=as_utc(r["at"]),
                 actor=r["actor"],
                 role=r["role"],
                 action=r["action"],
@@ -302,9 +293,9 @@ class TicketRepository:
                 r.number,
                 r.state,
                 r.type,
-                _utc(r.registered_at),
+                as_utc(r.registered_at),
                 r.lead_unit,
-                _utc(r.handle_due),
+                as_utc(r.handle_due),
             )
             for r in rows
         ]
