@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ from redis.asyncio import Redis
 from hotline import db
 from hotline import web as http
 from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
-from hotline.appkeys import AGI, CLOCK, ENGINE, JOURNAL, LIVE, NODE, SETTINGS
+from hotline.appkeys import AGI, CALENDAR_UNTIL, CLOCK, ENGINE, JOURNAL, LIVE, NODE, SETTINGS
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
 from hotline.ivr.inbound import JournalWriter, scripts
@@ -38,6 +39,7 @@ from hotline.ticketing.sla import SlaEngine
 
 log = logging.getLogger(__name__)
 
+CALENDAR_WARNING_DAYS = 60  # warn this long before the working calendar runs out
 STATE_TIMEOUT = 0.5  # seconds a live call may wait on shared state before we go on without it
 
 
@@ -85,6 +87,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     calendar = WorkingCalendar.from_settings(  # rule C-2; a broken override file stops here
         settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
     )
+    covered = max(calendar.data.years, default=0)
+    app[CALENDAR_UNTIL] = f"{covered}-12-31" if covered else ""
+    soon = app[CLOCK].now() + dt.timedelta(days=CALENDAR_WARNING_DAYS)
+    if soon.year > covered:
+        log.warning(
+            "the working calendar covers up to %s-12-31: add the next year's holidays and "
+            "make-up days to city.calendar_file (HOTLINE_CITY_CALENDAR_FILE); deadlines beyond "
+            "are recorded as unknown (rule C-2)",
+            covered,
+        )
     engine = db.make_engine(settings.database.url)
     try:
         await db.check_migrated(engine)

@@ -18,3 +18,4 @@ JOURNAL = web.AppKey("journal", CallJournal)
 LIVE = web.AppKey("live", LiveCalls)
 AGI = web.AppKey("agi", FastAGIServer)
 NODE = web.AppKey("node", str)
+CALENDAR_UNTIL = web.AppKey("calendar_until", str)  # last day the working calendar knows

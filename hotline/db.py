@@ -50,10 +50,14 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(url)
+        return create_async_engine(url, hide_parameters=True)
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args=connect_args,
+        hide_parameters=True,  # errors and logs never carry bound values (citizen data, Y-1)
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from hotline.appkeys import AGI, JOURNAL, LIVE, NODE
+from hotline.appkeys import AGI, CALENDAR_UNTIL, JOURNAL, LIVE, NODE
 from hotline.privacy import mask_phone
 
 CONSOLE_PAGE = """<!doctype html>
@@ -29,6 +29,7 @@ async def healthz(request: web.Request) -> web.Response:
             "status": "ok",
             "node": request.app[NODE],
             "agi": {"port": agi.port, "active": agi.active, "refused": agi.refused},
+            "calendar_until": request.app[CALENDAR_UNTIL],
         }
     )
 

@@ -8,6 +8,7 @@ themselves are the aggregate's (409 with the rule id).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ class Field:
     required: bool = True
     doc: str = ""
     default: Any = None
+    max_len: int = 20_000  # for strings (and each item of a list)
 
     def parse(self, name: str, raw: Any) -> Any:
         if raw is None:
@@ -56,7 +58,7 @@ class Field:
                 raise PayloadError(name, f"must be one of {allowed}") from None
         check = _CHECKS.get(kind)
         if check is not None:
-            return check(name, raw)
+            return check(name, raw, self.max_len)
         if not isinstance(raw, kind):
             raise PayloadError(name, f"must be a {kind.__name__}")
         return raw
@@ -74,33 +76,34 @@ class Field:
         return out
 
 
-def _list(name: str, raw: Any) -> list[str]:
-    if not (isinstance(raw, list) and all(isinstance(x, str) and x for x in raw)):
-        raise PayloadError(name, "must be a list of non-empty strings")
-    return raw
+def _list(name: str, raw: Any, max_len: int) -> list[str]:
+    ok = isinstance(raw, list) and len(raw) <= 50
+    if not (ok and all(isinstance(x, str) and 0 < len(x) <= max_len for x in raw)):
+        raise PayloadError(name, f"must be a list of non-empty strings of {max_len} at most")
+    return list(raw)
 
 
-def _number(name: str, raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise PayloadError(name, "must be a number")
+def _number(name: str, raw: Any, max_len: int) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise PayloadError(name, "must be a finite number")
     return float(raw)
 
 
-def _integer(name: str, raw: Any) -> int:
+def _integer(name: str, raw: Any, max_len: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise PayloadError(name, "must be an integer")
     return raw
 
 
-def _text(name: str, raw: Any) -> str:
+def _text(name: str, raw: Any, max_len: int) -> str:
     if not isinstance(raw, str):
         raise PayloadError(name, "must be a string")
-    if len(raw) > 20_000:
-        raise PayloadError(name, "is too long")
+    if len(raw) > max_len:
+        raise PayloadError(name, f"is longer than {max_len} characters")
     return raw
 
 
-_CHECKS: dict[Any, Callable[[str, Any], Any]] = {
+_CHECKS: dict[Any, Callable[[str, Any, int], Any]] = {
     list: _list,
     float: _number,
     int: _integer,
@@ -138,7 +141,8 @@ def _a(
 
 
 S, B, N, L = str, bool, float, list
-AID = Field(S, doc="the assignment's id (from the ticket view)")
+AID = Field(S, doc="the assignment's id (from the ticket view)", max_len=64)
+UNITS = Field(list, max_len=64, doc="unit ids")
 
 ACTIONS: dict[str, Action] = {
     a.name: a
@@ -167,8 +171,8 @@ ACTIONS: dict[str, Action] = {
             {R.DISPATCHER, R.SUPERVISOR},
             "To one or more units, with a lead when several (D-1, D-5)",
             lambda t, c, p: t.assign(c, p["units"], p["lead"]),
-            units=Field(L),
-            lead=Field(S, required=False),
+            units=UNITS,
+            lead=Field(S, required=False, max_len=64),
         ),
         _a(
             "stop_repeat",
@@ -212,7 +216,7 @@ ACTIONS: dict[str, Action] = {
             assignment=AID,
             justified=Field(B),
             note=Field(S, required=False, default=""),
-            reassign_to=Field(L, required=False),
+            reassign_to=Field(L, required=False, max_len=64),
         ),
         _a(
             "request_extension",
@@ -251,7 +255,7 @@ ACTIONS: dict[str, Action] = {
             ),
             assignment=AID,
             text=Field(S),
-            attachments=Field(L, required=False),
+            attachments=Field(L, required=False, max_len=500),
         ),
         _a(
             "approve_reply",
@@ -303,7 +307,7 @@ ACTIONS: dict[str, Action] = {
             {R.REVIEWER, R.DISPATCHER, R.SUPERVISOR},
             "Unsatisfied: back to the unit(s) for re-handling (B-2)",
             lambda t, c, p: t.rehandle(c, p["units"], p["note"]),
-            units=Field(L, required=False),
+            units=Field(L, required=False, max_len=64),
             note=Field(S, required=False, default=""),
         ),
         _a(
@@ -323,9 +327,9 @@ ACTIONS: dict[str, Action] = {
                 c, p["category"], p["unit"], p["unit_name"], p["contact"]
             ),
             category=Field(InternalCategory),
-            unit=Field(S),
-            unit_name=Field(S),
-            contact=Field(S),
+            unit=Field(S, max_len=64),
+            unit_name=Field(S, max_len=200),
+            contact=Field(S, max_len=200),
         ),
         _a(
             "internal_result",
@@ -356,15 +360,17 @@ REGISTER_FIELDS: dict[str, Field] = {
     "channel": Field(Channel),
     "content": Field(S),
     "subject": Field(S, required=False, default=""),
-    "citizen_name": Field(S, required=False, default=""),
-    "citizen_phone": Field(S, required=False, default=""),
-    "citizen_id_number": Field(S, required=False, default=""),
-    "upstream_id": Field(S, required=False),
-    "upstream_due": Field(S, required=False, doc="ISO-8601; an upper-level deadline (H-1)"),
-    "category": Field(S, required=False, default=""),
+    "citizen_name": Field(S, required=False, default="", max_len=100),
+    "citizen_phone": Field(S, required=False, default="", max_len=32),
+    "citizen_id_number": Field(S, required=False, default="", max_len=32),
+    "upstream_id": Field(S, required=False, max_len=128),
+    "upstream_due": Field(
+        S, required=False, doc="ISO-8601; an upper-level deadline (H-1)", max_len=40
+    ),
+    "category": Field(S, required=False, default="", max_len=64),
     "address": Field(S, required=False, default=""),
     "publish_consent": Field(B, required=False, default=True),
-    "repeat_of": Field(S, required=False, doc="number of the earlier ticket (D-6)"),
+    "repeat_of": Field(S, required=False, doc="number of the earlier ticket (D-6)", max_len=32),
     "utility": Field(
         S,
         required=False,

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.ticketing import codec
@@ -26,6 +27,7 @@ from hotline.ticketing.model import TicketError, TicketState
 from hotline.ticketing.repository import NotFound, StaleTicket, UnitOfWork
 from hotline.ticketing.service import Forbidden, TicketService, VersionRequired
 from hotline.ticketing.tables import tickets
+from hotline.ticketing.ticket import Ticket
 from hotline.ticketing.users import User, authenticate, unit_names
 from hotline.ticketing.views import (
     open311_listed,
@@ -73,6 +75,8 @@ CLIENT_ERRORS: dict[type[Exception], Callable[[Any], web.Response]] = {
     NotFound: lambda e: error(404, "not_found", f"no {e}"),
     StaleTicket: lambda e: error(409, "stale_version", str(e)),
     VersionRequired: lambda e: error(428, "version_required", str(e)),
+    # a value the database cannot store; the driver's text (with the values) is not echoed
+    DataError: lambda e: error(400, "bad_payload", "a value does not fit its field"),
     CalendarError: _calendar_error,
 }
 
@@ -131,6 +135,8 @@ async def _json(request: web.Request) -> dict[str, Any]:
         body = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise PayloadError("body", "is not JSON") from None
+    except RecursionError:
+        raise PayloadError("body", "is nested too deeply") from None
     if not isinstance(body, dict):
         raise PayloadError("body", "must be a JSON object")
     return body
@@ -148,7 +154,8 @@ async def register(request: web.Request) -> web.Response:
     user = await _user(request)
     service = request.app[SERVICE]
     result = await service.register(user.actor, await _json(request))
-    view = ticket_view(result.ticket, masked=False)
+    # the identity the agent just typed; a re-delivered ticket's is not shown again (Y-1)
+    view = ticket_view(result.ticket, masked=not result.created)
     view["suggested_units"] = service.suggested_units(result.ticket)  # rule D-2
     return ok(view, status=201 if result.created else 200)
 
@@ -169,9 +176,16 @@ async def get_ticket(request: web.Request) -> web.Response:
     user = await _user(request)
     service = request.app[SERVICE]
     ticket = await service.get(user.actor, request.match_info["ref"])
-    view = ticket_view(ticket, masked=user.actor.role not in OFFICE)
+    view = _view_for(user, ticket)
     view["suggested_units"] = service.suggested_units(ticket)  # rule D-2
     return ok(view)
+
+
+def _view_for(user: User, ticket: Ticket) -> dict[str, Any]:
+    """The office's view in clear; a unit's masked and limited to its own assignments."""
+    if user.actor.role in OFFICE:
+        return ticket_view(ticket, masked=False)
+    return ticket_view(ticket, masked=True, unit=user.actor.unit_id)
 
 
 async def ticket_events(request: web.Request) -> web.Response:
@@ -189,7 +203,8 @@ async def act(request: web.Request) -> web.Response:
         await _json(request),
     )
     # identity in clear only where each look is logged: GET (office) and /identity (Y-1)
-    return ok(ticket_view(ticket, masked=True))
+    view = ticket_view(ticket, masked=True, unit=user.actor.unit_id)
+    return ok(view)
 
 
 async def identity(request: web.Request) -> web.Response:

@@ -147,19 +147,18 @@ class Deadline:
 
     stage: str  # an sla.Stage value
     rule: str
-    due: dt.datetime
+    due: dt.datetime | None  # None: the working calendar has no data for that date (C-2)
     done: dt.datetime | None = None
 
     @property
     def late(self) -> bool | None:
-        """True or False once done; None while open."""
-        return None if self.done is None else self.done > self.due
+        """True or False once done; None while open or when the due time is unknown."""
+        if self.done is None or self.due is None:
+            return None
+        return self.done > self.due
 
     def finish(self, at: dt.datetime) -> Deadline:
         return Deadline(self.stage, self.rule, self.due, self.done or at)
-
-    def overdue(self, now: dt.datetime) -> bool:
-        return self.done is None and now > self.due
 
 
 @dataclass(frozen=True, slots=True)

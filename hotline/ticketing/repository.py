@@ -67,6 +67,7 @@ _ROW_COLUMNS = (
     "published",
     "lead_unit",
     "handle_due",
+    "repeat_of",
     "snapshot",
 )
 _INSERT_TICKET = tickets.insert()
@@ -106,6 +107,7 @@ def _row_values(ticket: Ticket) -> dict[str, Any]:
         "published": ticket.published,
         "lead_unit": lead.unit_id if lead else None,
         "handle_due": lead.handle.due if lead else None,
+        "repeat_of": ticket.repeat_of,
         "snapshot": codec.to_json(ticket),
     }
 
@@ -279,12 +281,11 @@ class TicketRepository:
             tickets.c.handle_due,
         )
         query = sa.select(*cols).where(*where)
-        if unit is not None:  # a unit sees the tickets it holds an assignment for
-            query = query.where(
-                tickets.c.id.in_(
-                    sa.select(assignments.c.ticket_id).where(assignments.c.unit_id == unit)
-                )
+        if unit is not None:  # a unit sees the tickets it holds now (rule Y-1)
+            held = sa.select(assignments.c.ticket_id).where(
+                assignments.c.unit_id == unit, assignments.c.live.is_(True)
             )
+            query = query.where(tickets.c.id.in_(held), tickets.c.state != "internal")
         query = query.order_by(tickets.c.registered_at.desc(), tickets.c.id)
         rows = (await self.conn.execute(query.limit(limit).offset(offset))).all()
         return [

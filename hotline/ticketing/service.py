@@ -9,6 +9,7 @@ look at an identity in clear is written to ``identity_access``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import Clock
 from hotline.ticketing.actions import ACTIONS, OFFICE, REGISTER_FIELDS, REGISTER_ROLES, PayloadError
-from hotline.ticketing.model import Actor, Channel, Citizen, TicketError, TicketState
+from hotline.ticketing.model import (
+    Actor,
+    Channel,
+    Citizen,
+    TicketError,
+    TicketEvent,
+    TicketState,
+)
 from hotline.ticketing.repository import (
     DuplicateIntake,
     NotFound,
@@ -33,6 +41,8 @@ from hotline.ticketing.repository import (
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.tables import identity_access, tickets, units, users
 from hotline.ticketing.ticket import Ctx, Ticket
+
+log = logging.getLogger(__name__)
 
 STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
 
@@ -55,11 +65,27 @@ class Registered:
 
 
 def visible_to(actor: Actor, ticket: Ticket) -> bool:
+    """The office sees every ticket; a unit only those it holds now (rule Y-1) — not after
+    its return was accepted, and an internal transfer only if it is the receiving unit."""
     if actor.role in OFFICE:
         return True
-    if actor.role.in_unit:
-        return any(a.unit_id == actor.unit_id for a in ticket.assignments)
-    return False
+    if not actor.role.in_unit:
+        return False
+    if ticket.internal is not None:
+        return ticket.internal.unit_id == actor.unit_id
+    return any(a.unit_id == actor.unit_id and a.live for a in ticket.assignments)
+
+
+def event_visible_to(actor: Actor, event: TicketEvent) -> bool:
+    """A unit reads the events about its own part of the ticket and the registration."""
+    if not actor.role.in_unit:
+        return True
+    data = event.data
+    return (
+        event.action == "register"
+        or data.get("unit") == actor.unit_id
+        or actor.unit_id in (data.get("units") or [])
+    )
 
 
 class TicketService:
@@ -157,6 +183,7 @@ class TicketService:
                 args["timely_replies"] = await self._timely_replies(uow.tickets, ticket)
             await self._check_units(uow, args.get("units") or args.get("reassign_to") or [])
             action.call(ticket, self._ctx(actor), args)
+            _log_calendar_gaps(ticket)
             await uow.tickets.save(ticket)
             await uow.commit()
         return ticket
@@ -193,14 +220,26 @@ class TicketService:
         return [u.strip() for u in units_text.split(",") if u.strip()]
 
     async def _timely_replies(self, repo: TicketRepository, ticket: Ticket) -> int:
-        """Rule D-6: replies given in time on the earlier tickets of the same request."""
-        count, seen, ref = 0, {ticket.id}, ticket.repeat_of
-        while ref and ref not in seen and len(seen) < 100:
-            seen.add(ref)
-            earlier = await repo.get(ref)
-            count += sum(1 for a in earlier.assignments if a.handle.late is False)
-            ref = earlier.repeat_of
-        return count
+        """Rule D-6: the most replies one unit gave in time to the same request, over every
+        ticket linked to it (however the links were made: a chain or a star)."""
+        root, seen = ticket, {ticket.id}
+        while root.repeat_of and root.repeat_of not in seen and len(seen) < 500:
+            seen.add(root.repeat_of)
+            root = await repo.get(root.repeat_of)
+        family: dict[str, Ticket] = {root.id: root}
+        frontier = [root.id]
+        while frontier and len(family) < 500:
+            children = await repo.load_many(where=[tickets.c.repeat_of.in_(frontier)], limit=500)
+            frontier = [c.id for c in children if c.id not in family]
+            family.update((c.id, c) for c in children)
+        per_unit: dict[str, int] = {}
+        for earlier in family.values():
+            if earlier.id == ticket.id:
+                continue
+            for a in earlier.assignments:
+                if a.handle.late is False:
+                    per_unit[a.unit_id] = per_unit.get(a.unit_id, 0) + 1
+        return max(per_unit.values(), default=0)
 
     # -- reading ------------------------------------------------------------------------------
     async def _load(self, repo: TicketRepository, ref: str) -> Ticket:
@@ -219,12 +258,13 @@ class TicketService:
                 await uow.commit()
         return ticket
 
-    async def events(self, actor: Actor, ref: str) -> list[Any]:
+    async def events(self, actor: Actor, ref: str) -> list[TicketEvent]:
         async with UnitOfWork(self.engine) as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket):
                 raise NotFound(ref)
-            return await uow.tickets.events(ticket.id)
+            events = await uow.tickets.events(ticket.id)
+        return [e for e in events if event_visible_to(actor, e)]
 
     async def identity(self, actor: Actor, ref: str, why: str, may_unmask: bool) -> Citizen:
         """Rule Y-1: a unit sees identity only with the permission, and says why."""
@@ -277,10 +317,6 @@ class TicketService:
         async with UnitOfWork(self.engine) as uow:
             return await uow.tickets.summaries(where=where, unit=unit, limit=limit, offset=offset)
 
-    async def open_by_phone(self, phone: str) -> list[Summary]:
-        async with UnitOfWork(self.engine) as uow:
-            return await uow.tickets.open_by_phone(phone)
-
 
 def _parse_instant(value: str | None, field: str) -> dt.datetime | None:
     if value is None:
@@ -292,3 +328,16 @@ def _parse_instant(value: str | None, field: str) -> dt.datetime | None:
     if instant.tzinfo is None:
         raise PayloadError(field, "needs a UTC offset")
     return instant
+
+
+def _log_calendar_gaps(ticket: Ticket) -> None:
+    """Rule C-2: a deadline the calendar cannot give is on record in the ticket; say it loudly."""
+    deadlines = [ticket.assign_deadline, ticket.callback_deadline]
+    for a in ticket.live_assignments():
+        deadlines += [a.sign, a.return_window, a.handle]
+    if any(d is not None and d.due is None and d.done is None for d in deadlines):
+        log.error(
+            "ticket %s: a deadline is unknown, the working calendar lacks its year; add it "
+            "to city.calendar_file",
+            ticket.number,
+        )

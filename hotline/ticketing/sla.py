@@ -83,12 +83,3 @@ class SlaEngine:
         if limit.unit == "working-hours":
             return self.calendar.add_working_hours(start, limit.amount)
         return self.calendar.add_working_days(start, limit.amount)
-
-    def cycle(self, stage: Stage) -> dt.timedelta:
-        """The length of a stage in working time (an extension is at most one, rule H-3)."""
-        limit = self.limits[stage]
-        if limit.unit == "working-days":
-            return self.calendar.day_length * limit.amount
-        if limit.unit == "working-hours":
-            return dt.timedelta(hours=limit.amount)
-        return dt.timedelta(minutes=limit.amount)

@@ -44,6 +44,7 @@ tickets = sa.Table(
     sa.Column("published", sa.Boolean, nullable=False),
     sa.Column("lead_unit", sa.String(64), nullable=True),
     sa.Column("handle_due", TZ, nullable=True),
+    sa.Column("repeat_of", sa.String(36), nullable=True, index=True),  # D-6
     sa.Column("snapshot", sa.JSON, nullable=False),
     sa.UniqueConstraint("channel", "upstream_id"),  # rule I-2: idempotent intake
 )
@@ -56,8 +57,8 @@ assignments = sa.Table(
     sa.Column("unit_id", sa.String(64), nullable=False, index=True),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("live", sa.Boolean, nullable=False),
-    sa.Column("sign_due", TZ, nullable=False),
-    sa.Column("handle_due", TZ, nullable=False),
+    sa.Column("sign_due", TZ, nullable=True),  # None: calendar gap (C-2)
+    sa.Column("handle_due", TZ, nullable=True),
 )
 
 ticket_events = sa.Table(

@@ -20,6 +20,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hotline.ticketing.calendar import CalendarError
 from hotline.ticketing.model import (
     LIVE_ASSIGNMENT,
     Actor,
@@ -58,7 +59,7 @@ def _t(
 TRANSITIONS: dict[str, Transition] = {
     "reject": _t("I-3", {T.REGISTERED}),
     "answer_on_spot": _t("I-5", {T.REGISTERED}),
-    "assign": _t("D-1", {T.REGISTERED, T.ASSIGNED}),
+    "assign": _t("D-1", {T.REGISTERED, T.ASSIGNED, T.REVIEW}),
     "stop_repeat": _t("D-6", {T.REGISTERED}),
     "transfer_internal": _t("T-1", {T.REGISTERED, T.ASSIGNED}),
     "internal_result": _t("T-2", {T.INTERNAL}),
@@ -85,6 +86,15 @@ class Ctx:
     actor: Actor
     now: dt.datetime
     sla: SlaEngine
+
+    def due(self, stage: Stage, start: dt.datetime) -> dt.datetime | None:
+        """The stage's deadline, or None where the working calendar has no data (rule C-2):
+        the hotline keeps taking and assigning requests (C-1), the gap is on record, and
+        nothing guesses a weekday."""
+        try:
+            return self.sla.due(stage, start)
+        except CalendarError:
+            return None
 
 
 @dataclass(slots=True)
@@ -136,7 +146,6 @@ class Assignment:
     return_window: Deadline
     handle: Deadline
     round: int = 1  # 2, 3, … after re-handling (B-2)
-    return_refused: bool = False  # D-4: may not return again
     return_request: ReturnRequest | None = None
     extensions: list[Extension] = field(default_factory=list)
     reply: Reply | None = None
@@ -179,6 +188,28 @@ class Internal:  # rules T-1 … T-4
     result: str = ""
 
 
+def _known(deadline: Deadline) -> dt.datetime:
+    if deadline.due is None:
+        raise TicketError(
+            "deadline_unknown",
+            f"no {deadline.stage} deadline: the working calendar lacks the year; add it to the "
+            "calendar file",
+            "C-2",
+        )
+    return deadline.due
+
+
+def _extended(ctx: Ctx, deadline: Deadline, days: float) -> dt.datetime:
+    try:
+        return ctx.sla.calendar.add_working_days(_known(deadline), days)
+    except CalendarError as exc:
+        raise TicketError("deadline_unknown", str(exc), "C-2") from None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 UTILITIES = ("water", "power", "gas")  # rule H-6
 CALLBACK_METHODS = ("phone", "self_evaluation")  # rule B-1
 NOTICE_TEMPLATE = "您所反映的问题已转由{unit}内部办理，{unit}的联系方式是{contact}"  # rule T-4
@@ -209,6 +240,7 @@ class Ticket:
     callback_deadline: Deadline | None = None
     callbacks: list[Callback] = field(default_factory=list)
     rehandled: int = 0
+    return_refused_units: list[str] = field(default_factory=list)  # D-4: may not return again
     rejection: tuple[RejectReason, str] | None = None
     answer: str = ""
     internal: Internal | None = None
@@ -260,7 +292,7 @@ class Ticket:
             content=content,
             registered_at=ctx.now,
             registered_by=ctx.actor.user_id,
-            assign_deadline=Deadline(Stage.ASSIGN.value, "D-1", ctx.sla.due(Stage.ASSIGN, ctx.now)),
+            assign_deadline=Deadline(Stage.ASSIGN.value, "D-1", ctx.due(Stage.ASSIGN, ctx.now)),
             upstream_id=upstream_id or None,
             upstream_due=upstream_due,
             category=category,
@@ -314,20 +346,14 @@ class Ticket:
     def assign(self, ctx: Ctx, units: list[str], lead: str | None = None) -> None:
         """Rules D-1, D-5: to one or several units, a lead among them when several."""
         self._check("assign")
-        if not units or len(set(units)) != len(units):
+        if not units:
             raise TicketError("units_required", "name one or more distinct units", "D-5")
-        if lead is not None and lead not in units:
-            raise TicketError("lead_not_assigned", "the lead must be one of the units", "D-5")
-        taken = {a.unit_id for a in self.assignments if a.live}
-        if taken & set(units):
-            raise TicketError(
-                "already_assigned", f"already with {sorted(taken & set(units))}", "D-5"
-            )
+        self._check_new_units(units, lead)
         before = self.state.value
         if not self.assignments:
             multi = len(units) > 1 and lead is not None
             stage = Stage.ASSIGN_MULTI if multi else Stage.ASSIGN
-            due = ctx.sla.due(stage, self.registered_at)
+            due = ctx.due(stage, self.registered_at)
             self.assign_deadline = Deadline(stage.value, "D-1", due, ctx.now)
         for unit in units:
             self.assignments.append(self._new_assignment(ctx, unit, lead == unit, 1))
@@ -343,6 +369,21 @@ class Ticket:
             late=self.assign_deadline.late,
         )
 
+    def _check_new_units(self, units: list[str], lead: str | None) -> None:
+        """Rule D-5: distinct units not holding it already, one lead at most, among them."""
+        if not units:
+            return
+        if len(set(units)) != len(units):
+            raise TicketError("units_required", "name one or more distinct units", "D-5")
+        if lead is not None and lead not in units:
+            raise TicketError("lead_not_assigned", "the lead must be one of the units", "D-5")
+        live = [a for a in self.assignments if a.live]
+        taken = {a.unit_id for a in live} & set(units)
+        if taken:
+            raise TicketError("already_assigned", f"already with {sorted(taken)}", "D-5")
+        if lead is not None and any(a.lead for a in live):
+            raise TicketError("lead_exists", "the ticket has a lead unit already", "D-5")
+
     def _new_assignment(self, ctx: Ctx, unit: str, lead: bool, round: int) -> Assignment:
         return Assignment(
             id=f"{self.id}-{len(self.assignments) + 1}",
@@ -350,8 +391,8 @@ class Ticket:
             lead=lead,
             state=A.ASSIGNED,
             assigned_at=ctx.now,
-            sign=Deadline(Stage.SIGN.value, "D-3", ctx.sla.due(Stage.SIGN, ctx.now)),
-            return_window=Deadline(Stage.RETURN.value, "D-4", ctx.sla.due(Stage.RETURN, ctx.now)),
+            sign=Deadline(Stage.SIGN.value, "D-3", ctx.due(Stage.SIGN, ctx.now)),
+            return_window=Deadline(Stage.RETURN.value, "D-4", ctx.due(Stage.RETURN, ctx.now)),
             handle=Deadline(self.handle_stage.value, "H-1", self._handle_due(ctx)),
             round=round,
         )
@@ -362,10 +403,10 @@ class Ticket:
             return Stage.HANDLE_CONSULTATION
         return Stage.HANDLE_OTHER
 
-    def _handle_due(self, ctx: Ctx) -> dt.datetime:
+    def _handle_due(self, ctx: Ctx) -> dt.datetime | None:
         if self.upstream_due is not None and self.rehandled == 0:
             return self.upstream_due  # rule H-1: the upper level's own deadline wins
-        return ctx.sla.due(self.handle_stage, ctx.now)
+        return ctx.due(self.handle_stage, ctx.now)
 
     def stop_repeat(self, ctx: Ctx, timely_replies: int, new_facts: bool, decision: str) -> None:
         """Rule D-6: after more than N timely replies and no new facts, stop assigning."""
@@ -396,7 +437,7 @@ class Ticket:
         """Rule D-4: with a reason, a legal/mandate basis and a suggested unit; once refused,
         never again."""
         a = self._assignment("request_return", ctx, assignment_id)
-        if a.return_refused:
+        if a.unit_id in self.return_refused_units:  # for this ticket, whatever comes after
             raise TicketError(
                 "second_return_refused",
                 "the office found the earlier return unjustified; this unit may not return it "
@@ -432,19 +473,40 @@ class Ticket:
         note: str,
         reassign_to: list[str] | None = None,
     ) -> None:
-        """Rule D-4: justified → the ticket goes to another unit; not → it stays, for good."""
+        """Rule D-4: justified → the ticket goes to another unit; not → it stays, for good.
+
+        While other units still hold the ticket, a justified return names the unit that takes
+        the returned part over (``reassign_to``), so no part of the request is dropped; a lead
+        that returns hands the lead on.
+        """
         a = self._assignment("decide_return", ctx, assignment_id)
         request = a.return_request
         assert request is not None
+        others = [x for x in self.assignments if x.live and x is not a]
+        if justified:
+            if others and not reassign_to:
+                raise TicketError(
+                    "reassignment_required",
+                    "other units still hold this ticket: name the unit that takes the returned "
+                    "part over",
+                    "D-4",
+                )
+            self._check_new_units(reassign_to or [], lead=None)
         request.justified, request.decided_by, request.note = justified, ctx.actor.user_id, note
         if not justified:
-            a.return_refused = True
+            self.return_refused_units.append(a.unit_id)
             self._move(ctx, a, "decide_return", "D-4", request.previous_state, justified=False)
             return
+        lead_goes = a.lead
+        a.lead = False
         self._move(ctx, a, "decide_return", "D-4", A.RETURNED, justified=True)
         if reassign_to:
-            self.assign(ctx, reassign_to, None)
-        elif not any(x.live for x in self.assignments):
+            for n, unit in enumerate(reassign_to):
+                self.assignments.append(self._new_assignment(ctx, unit, lead_goes and n == 0, 1))
+            before = self.state.value
+            self.state = T.ASSIGNED
+            self._record(ctx, "reassign", "D-4", before, self.state.value, units=reassign_to)
+        elif not others:
             before = self.state.value
             self.state = T.REGISTERED  # back to the office to assign again
             self._record(ctx, "await_reassignment", "D-4", before, self.state.value)
@@ -489,10 +551,11 @@ class Ticket:
 
     def _check_extension_window(self, ctx: Ctx, a: Assignment) -> None:
         rules = ctx.sla.rules
-        opens = a.handle.due - dt.timedelta(hours=rules.extension_window_hours)
+        due = _known(a.handle)
+        opens = due - dt.timedelta(hours=rules.extension_window_hours)
         if rules.extension_window == "within":  # literal: 截止前24小时内
-            inside = opens <= ctx.now <= a.handle.due
-            where = f"between {opens.isoformat()} and {a.handle.due.isoformat()}"
+            inside = opens <= ctx.now <= due
+            where = f"between {opens.isoformat()} and {due.isoformat()}"
         else:  # "no later than 24 hours before"
             inside = ctx.now <= opens
             where = f"no later than {opens.isoformat()}"
@@ -522,6 +585,7 @@ class Ticket:
                 f"grant between 0 and {ext.extra_days:g} working days",
                 "H-3",
             )
+        new_due = _extended(ctx, a.handle, granted) if approve else a.handle.due
         ext.approved, ext.decided_by, ext.decided_at, ext.note = (
             approve,
             ctx.actor.user_id,
@@ -530,7 +594,6 @@ class Ticket:
         )
         if approve:
             ext.granted_days = granted
-            new_due = ctx.sla.calendar.add_working_days(a.handle.due, granted)
             a.handle = replace(a.handle, due=new_due)
         self._move(
             ctx,
@@ -540,7 +603,7 @@ class Ticket:
             a.state,
             approved=approve,
             granted_days=ext.granted_days,
-            handle_due=a.handle.due.isoformat(),
+            handle_due=_iso(a.handle.due),
         )
 
     def draft_reply(
@@ -581,17 +644,15 @@ class Ticket:
         """Rule H-5: a reply that is not standard, specific or complete goes back to the unit,
         which completes it within the original deadline."""
         a = self._assignment("review", ctx, assignment_id)
+        if not passed and not note.strip():
+            raise TicketError("note_required", "say what the reply lacks", "H-5")
         a.review_note = note
         if passed:
             self._move(ctx, a, "review", "H-5", A.ACCEPTED, passed=True)
             return
-        if not note.strip():
-            raise TicketError("note_required", "say what the reply lacks", "H-5")
         a.sent_back += 1
         a.handle = replace(a.handle, done=None)  # the original deadline still runs
-        self._move(
-            ctx, a, "review", "H-5", A.SIGNED, passed=False, handle_due=a.handle.due.isoformat()
-        )
+        self._move(ctx, a, "review", "H-5", A.SIGNED, passed=False, handle_due=_iso(a.handle.due))
 
     def callback(
         self, ctx: Ctx, result: CallbackResult, note: str = "", method: str = "phone"
@@ -625,6 +686,8 @@ class Ticket:
         self._check("rehandle")
         done = [a for a in self.assignments if a.state is A.ACCEPTED]
         units = units or [a.unit_id for a in done]
+        if len(set(units)) != len(units):
+            raise TicketError("units_required", "name distinct units", "B-2")
         self.rehandled += 1
         for a in done:
             a.state = A.WITHDRAWN
@@ -788,10 +851,13 @@ class Ticket:
             self.state = T.REVIEW
         else:
             self.state = T.ASSIGNED
-        if self.state is T.REVIEW and before is T.ASSIGNED:
+        fresh = self.state in (T.REVIEW, T.CALLBACK) and (
+            before is T.ASSIGNED or self.callback_deadline is None
+        )
+        if fresh:
             # Art. 9(6): the callback clock runs from the office receiving the units' replies
             self.callback_deadline = Deadline(
-                Stage.CALLBACK.value, "B-1", ctx.sla.due(Stage.CALLBACK, ctx.now)
+                Stage.CALLBACK.value, "B-1", ctx.due(Stage.CALLBACK, ctx.now)
             )
         if self.state is not before:
             rule = "B-1" if self.state is T.CALLBACK else "H-5"

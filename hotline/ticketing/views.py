@@ -28,13 +28,42 @@ def masked_citizen(citizen: Citizen) -> dict[str, str]:
     }
 
 
-def ticket_view(ticket: Ticket, *, masked: bool) -> dict[str, Any]:
-    """The working view for the office (identity in clear) and units (masked, rule Y-1)."""
+def ticket_view(ticket: Ticket, *, masked: bool, unit: str | None = None) -> dict[str, Any]:
+    """The working view: the office's (identity in clear) or masked (rule Y-1) — then the
+    citizen's name, phone and identity number are also scrubbed from every free text. For a
+    unit (``unit``), only its own assignments."""
     view: dict[str, Any] = codec.to_json(ticket)
     if masked:
         view["citizen"] = masked_citizen(ticket.citizen)
+        _scrub_texts(view, ticket.citizen)
+    if unit is not None:
+        view["assignments"] = [a for a in view["assignments"] if a["unit_id"] == unit]
     view["masked"] = masked
     return view
+
+
+_TICKET_TEXTS = ("subject", "content", "address", "answer", "decision")
+_ASSIGNMENT_TEXTS = ("review_note", "no_publication")
+
+
+def _scrub_texts(view: dict[str, Any], citizen: Citizen) -> None:
+    def clean(node: dict[str, Any] | None, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            if node and isinstance(node.get(key), str):
+                node[key] = scrub(node[key], citizen)
+
+    clean(view, _TICKET_TEXTS)
+    if view.get("rejection"):
+        view["rejection"] = [view["rejection"][0], scrub(view["rejection"][1], citizen)]
+    clean(view.get("internal"), ("result",))
+    for callback in view["callbacks"]:
+        clean(callback, ("note",))
+    for a in view["assignments"]:
+        clean(a, _ASSIGNMENT_TEXTS)
+        clean(a.get("reply"), ("text",))
+        clean(a.get("return_request"), ("reason", "basis", "note"))
+        for ext in a["extensions"]:
+            clean(ext, ("reason", "progress", "plan", "note"))
 
 
 def summary_view(summary: Summary) -> dict[str, Any]:
@@ -85,7 +114,10 @@ STATUS_OPEN311 = {TicketState.CLOSED: "closed", TicketState.REJECTED: "closed"}
 
 
 def open311_view(ticket: Ticket, unit_names: dict[str, str]) -> dict[str, Any]:
-    """One Open311 GeoReport v2 service request (no identity; rule P-2)."""
+    """One Open311 GeoReport v2 service request (no identity; rule P-2). The request's text
+    and address go out only once the office has decided to publish it (P-1): an open request
+    has not been checked against I-3(3) or T-1 yet."""
+    published = publishable(ticket)
     live = [a for a in ticket.assignments if a.live] or ticket.assignments
     lead = next((a for a in live if a.lead), live[0] if live else None)
     updated = max([e for e in (ticket.closed_at, ticket.registered_at) if e is not None])
@@ -95,13 +127,13 @@ def open311_view(ticket: Ticket, unit_names: dict[str, str]) -> dict[str, Any]:
         "status_notes": ticket.closed_how or ticket.state.value,
         "service_name": ticket.type.value,
         "service_code": ticket.type.value,
-        "description": scrub(ticket.content, ticket.citizen),
+        "description": scrub(ticket.content, ticket.citizen) if published else None,
         "agency_responsible": unit_names.get(lead.unit_id, lead.unit_id) if lead else None,
         "service_notice": None,
         "requested_datetime": ticket.registered_at.isoformat(),
         "updated_datetime": updated.isoformat(),
-        "expected_datetime": lead.handle.due.isoformat() if lead else None,
-        "address": scrub(ticket.address, ticket.citizen) or None,
+        "expected_datetime": lead.handle.due.isoformat() if lead and lead.handle.due else None,
+        "address": (scrub(ticket.address, ticket.citizen) or None) if published else None,
         "address_id": None,
         "zipcode": None,
         "lat": None,

@@ -6,11 +6,13 @@ import pytest
 
 from hotline.config.settings import RulesSettings
 from hotline.ticketing.model import (
+    Actor,
     AssignmentState,
     CallbackResult,
     Channel,
     InternalCategory,
     RejectReason,
+    Role,
     TicketError,
     TicketState,
     TicketType,
@@ -98,7 +100,8 @@ def test_rejection_records_which_of_the_nine_reasons_and_the_explanation(
     # rules I-3, I-4
     t = world.register()
     t.reject(world.ctx(AGENT), reason, "已告知市民拨打110或到有管辖权的部门反映")
-    assert t.state is T.REJECTED and t.rejection == (reason, t.rejection[1])  # type: ignore[index]
+    assert t.state is T.REJECTED
+    assert t.rejection == (reason, "已告知市民拨打110或到有管辖权的部门反映")
     assert t.events[-1].rule == "I-3" and t.events[-1].data["reason"] == reason.value
 
 
@@ -196,7 +199,7 @@ def test_an_unjustified_return_stays_and_a_second_return_is_refused(world: World
     t.sign(world.ctx(WATER_HANDLER), a.id)
     t.request_return(world.ctx(WATER_HANDLER), a.id, "不归我们管", "三定方案", "roads")
     t.decide_return(world.ctx(DISPATCHER), a.id, False, "属供水管网，理由不充分")
-    assert a.state is A.SIGNED and a.return_refused  # back where it was
+    assert a.state is A.SIGNED and t.return_refused_units == ["water"]  # back where it was
     e = error(
         t.request_return, world.ctx(WATER_LEADER), a.id, "还是不归我们管", "另一依据", "roads"
     )
@@ -623,8 +626,10 @@ def test_illegal_transitions_name_the_rule_of_the_action(world: World) -> None:
     assert (e.code, e.rule) == ("illegal_transition", "D-1")
 
 
-def test_every_action_of_the_transition_table_names_a_rule() -> None:
-    assert all(tr.rule[0] in "IDHTBPYC" for tr in TRANSITIONS.values())
+def test_every_action_of_the_transition_table_names_a_rule_of_the_book() -> None:
+    import re
+
+    assert all(re.fullmatch(r"[CIDHTBPY]-[1-7]", tr.rule) for tr in TRANSITIONS.values())
 
 
 # -- C-1, T-3, H-6, B-3, P-2 ------------------------------------------------------------------
@@ -671,3 +676,108 @@ def test_self_evaluation_through_the_original_channel_counts_as_a_callback(world
 
 def test_an_unknown_utility_is_refused(world: World) -> None:
     assert error(world.register, utility="oil").code == "unknown_utility"  # rule H-6
+
+
+# -- multi-unit returns, leads, and the calendar running out -----------------------------------
+def test_a_justified_return_while_another_unit_holds_it_names_who_takes_it_over(
+    world: World,
+) -> None:
+    # rules D-4, D-5: the returned part is never dropped
+    t = world.register()
+    assigned(world, t, ["water", "roads"], "roads")
+    replied(world, t, "water")
+    t.review(world.ctx(REVIEWER), t.assignment_for("water").id, True)  # type: ignore[union-attr]
+    roads = t.assignment_for("roads")
+    assert roads is not None
+    t.request_return(world.ctx(ROADS_HANDLER), roads.id, "非道路问题", "权责清单", "city")
+    e = error(t.decide_return, world.ctx(DISPATCHER), roads.id, True, "理由充分")
+    assert (e.code, e.rule) == ("reassignment_required", "D-4")
+    assert roads.state is A.RETURN_REQUESTED  # nothing changed
+    t.decide_return(world.ctx(DISPATCHER), roads.id, True, "理由充分", reassign_to=["city"])
+    city = t.assignment_for("city")
+    assert city is not None and city.lead  # the lead moved with the returned part
+    assert t.state is T.ASSIGNED
+
+
+def test_the_last_open_part_returned_and_reassigned_after_the_others_replied(
+    world: World,
+) -> None:
+    # rules D-4, B-1: the ticket reaches the callback with a deadline to meet
+    t = world.register()
+    assigned(world, t, ["water", "roads"], "water")
+    replied(world, t, "water")
+    assert t.state is T.ASSIGNED
+    roads = t.assignment_for("roads")
+    assert roads is not None
+    t.request_return(world.ctx(ROADS_HANDLER), roads.id, "非道路问题", "权责清单", "water")
+    t.decide_return(world.ctx(DISPATCHER), roads.id, True, "理由充分", reassign_to=["city"])
+    city = t.assignment_for("city")
+    assert city is not None
+    t.sign(world.ctx(Actor("u-ch", Role.UNIT_HANDLER, "city")), city.id)
+    t.draft_reply(
+        world.ctx(Actor("u-ch", Role.UNIT_HANDLER, "city")),
+        city.id,
+        "已由城管部门处理完毕，路面已清理。",
+    )
+    t.approve_reply(world.ctx(Actor("u-cl", Role.UNIT_LEADER, "city")), city.id, True)
+    for a in t.live_assignments():
+        t.review(world.ctx(REVIEWER), a.id, True)
+    assert t.state is T.CALLBACK and t.callback_deadline is not None
+    t.callback(world.ctx(AGENT), CallbackResult.SATISFIED)
+    assert t.state is T.CLOSED
+
+
+def test_a_refused_return_stays_refused_after_re_handling(world: World) -> None:
+    # rule D-4: "may not return it again" holds for the ticket, not for one assignment
+    t = world.register()
+    assigned(world, t, ["water"])
+    a = t.assignments[0]
+    t.request_return(world.ctx(WATER_HANDLER), a.id, "不归我们管", "依据", "roads")
+    t.decide_return(world.ctx(DISPATCHER), a.id, False, "不充分")
+    to_callback(world, t)
+    t.callback(world.ctx(AGENT), CallbackResult.UNSATISFIED)
+    t.rehandle(world.ctx(REVIEWER))
+    again = t.live_assignments()[0]
+    assert again is not a
+    e = error(t.request_return, world.ctx(WATER_HANDLER), again.id, "还是不归我们", "依据", "roads")
+    assert (e.code, e.rule) == ("second_return_refused", "D-4")
+
+
+def test_a_ticket_has_one_lead_at_most(world: World) -> None:
+    t = world.register()
+    assigned(world, t, ["water", "roads"], "water")
+    e = error(t.assign, world.ctx(DISPATCHER), ["city"], "city")
+    assert (e.code, e.rule) == ("lead_exists", "D-5")
+
+
+def test_when_the_calendar_runs_out_requests_are_still_taken_and_assigned() -> None:
+    # rules C-1, C-2: 5 working days from Dec 28 reach into 2027, which the library lacks;
+    # the deadline is unknown and on record — never a weekday guess, never a refusal
+    world = World("2026-12-28T10:00")
+    t = world.register()
+    assert t.assign_deadline.due is not None
+    t.assign(world.ctx(DISPATCHER), ["water"])
+    a = t.assignments[0]
+    assert a.sign.due is not None and a.handle.due is None and a.handle.late is None
+    t.sign(world.ctx(WATER_HANDLER), a.id)
+    e = error(t.request_extension, world.ctx(WATER_LEADER), a.id, "原因", 1, "进展", "安排")
+    assert (e.code, e.rule) == ("deadline_unknown", "C-2")
+    late = World("2026-12-31T17:00").register()  # 2 working hours reach into 2027
+    assert late.state is T.REGISTERED and late.assign_deadline.due is None
+
+
+def test_re_handling_the_same_unit_twice_is_refused(world: World) -> None:
+    t = world.register()
+    to_callback(world, t)
+    t.callback(world.ctx(AGENT), CallbackResult.UNSATISFIED)
+    e = error(t.rehandle, world.ctx(REVIEWER), ["water", "water"])
+    assert e.code == "units_required" and t.state is T.DISSATISFIED
+
+
+def test_a_send_back_without_a_note_changes_nothing(world: World) -> None:
+    t = world.register()
+    assigned(world, t, ["water"])
+    replied(world, t, "water")
+    a = t.assignments[0]
+    error(t.review, world.ctx(REVIEWER), a.id, False, " ")
+    assert (a.state, a.review_note, a.sent_back) == (A.REPLIED, "", 0)

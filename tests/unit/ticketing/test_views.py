@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hotline.ticketing.model import CallbackResult, Citizen, InternalCategory
+from hotline.ticketing.model import CallbackResult, Citizen, InternalCategory, RejectReason
 from hotline.ticketing.views import (
     open311_listed,
     open311_view,
@@ -79,3 +79,18 @@ def test_open311_lists_open_requests_and_published_ones_never_internal_or_opted_
         world.ctx(OFFICER), InternalCategory.DISCIPLINE, "jw", "市纪委监委", "0510-1"
     )  # rule T-5
     assert not open311_listed(internal)
+
+
+def test_a_masked_view_scrubs_identity_from_every_free_text() -> None:
+    # rule Y-1: agents type names and numbers into the request; units must not read them
+    world = World()
+    t = world.register(
+        citizen=CITIZEN,
+        content="李小龙来电，电话13912345678，要求回复",
+        subject="李小龙反映",
+        address="李小龙家门口",
+    )
+    t.reject(world.ctx(AGENT), RejectReason.TOO_VAGUE, "已向李小龙解释")
+    view = json.dumps(ticket_view(t, masked=True), ensure_ascii=False)
+    assert "李小龙" not in view and "13912345678" not in view
+    assert t.number in view  # ticket numbers and times are not mistaken for phone numbers
