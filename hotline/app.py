@@ -24,18 +24,30 @@ from redis.asyncio import Redis
 
 from hotline import db
 from hotline import web as http
+from hotline.agi.ari import AriClient
 from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
-from hotline.appkeys import AGI, CALENDAR_UNTIL, CLOCK, ENGINE, JOURNAL, LIVE, NODE, SETTINGS
+from hotline.appkeys import (
+    AGI,
+    CALENDAR_UNTIL,
+    CLOCK,
+    ENGINE,
+    JOURNAL,
+    LIVE,
+    NODE,
+    PRESENCE,
+    RECORDINGS,
+    SETTINGS,
+)
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
 from hotline.ivr.inbound import JournalWriter, scripts
 from hotline.ivr.journal_sql import SqlCallJournal
+from hotline.ivr.services import BackendIvrServices, RecordingFetcher
 from hotline.privacy import mask_phone
+from hotline.queue.presence import MemoryPresence, RedisPresence
 from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
 from hotline.ticketing import http as tickets_http
-from hotline.ticketing.calendar import WorkingCalendar
-from hotline.ticketing.service import TicketService
-from hotline.ticketing.sla import SlaEngine
+from hotline.ticketing.service import ticket_service
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +96,22 @@ async def _best_effort(coro: object, what: str) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    calendar = WorkingCalendar.from_settings(  # rule C-2; a broken override file stops here
-        settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
-    )
-    covered = max(calendar.data.years, default=0)
+    engine = db.make_engine(settings.database.url)
+    try:
+        service = ticket_service(settings, engine, app[CLOCK])
+        _warn_calendar_end(app, service.sla.calendar.data.years)
+        await db.check_migrated(engine)
+        app[ENGINE] = engine
+        app[JOURNAL] = SqlCallJournal(engine)
+        app[tickets_http.TICKETS_ENGINE] = engine
+        app[tickets_http.SERVICE] = service
+        yield
+    finally:
+        await engine.dispose()
+
+
+def _warn_calendar_end(app: web.Application, years: frozenset[int]) -> None:
+    covered = max(years, default=0)
     app[CALENDAR_UNTIL] = f"{covered}-12-31" if covered else ""
     soon = app[CLOCK].now() + dt.timedelta(days=CALENDAR_WARNING_DAYS)
     if soon.year > covered:
@@ -97,34 +121,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             "are recorded as unknown (rule C-2)",
             covered,
         )
-    engine = db.make_engine(settings.database.url)
-    try:
-        await db.check_migrated(engine)
-        app[ENGINE] = engine
-        app[JOURNAL] = SqlCallJournal(engine)
-        app[tickets_http.TICKETS_ENGINE] = engine
-        app[tickets_http.SERVICE] = TicketService(
-            engine,
-            SlaEngine(calendar, settings.rules),
-            app[CLOCK],
-            settings.city.timezone,
-            settings.routing.categories,
-        )
-        yield
-    finally:
-        await engine.dispose()
 
 
 async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.redis.url:
         app[LIVE] = MemoryLiveCalls()
+        app[PRESENCE] = MemoryPresence()
         yield
         return
     redis = Redis.from_url(settings.redis.url, decode_responses=True)
     try:
         await redis.ping()
         app[LIVE] = RedisLiveCalls(redis, settings.redis.key_prefix)
+        app[PRESENCE] = RedisPresence(redis, settings.redis.key_prefix)
         heartbeat = asyncio.create_task(_heartbeat(app[LIVE], app[NODE]))
         yield
         heartbeat.cancel()
@@ -140,12 +150,29 @@ async def _heartbeat(live: LiveCalls, node: str) -> None:
         await asyncio.sleep(10)
 
 
+async def _ari(app: web.Application) -> AsyncIterator[None]:
+    """ARI, when configured: voice messages are fetched from the switch through it."""
+    ari_settings = app[SETTINGS].ari
+    client = None
+    if ari_settings.url:
+        client = AriClient(ari_settings.url, ari_settings.user, ari_settings.password)
+        await client.__aenter__()
+    app[RECORDINGS] = RecordingFetcher(client, ari_settings.recordings_dir)
+    try:
+        yield
+    finally:
+        await app[RECORDINGS].drain()
+        if client is not None:
+            await client.close()
+
+
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     writer = JournalWriter(app[JOURNAL])
     services = Services(node=app[NODE], live=app[LIVE])
+    ivr = BackendIvrServices(app[tickets_http.SERVICE], app[PRESENCE], app[RECORDINGS])
     router = Router()
-    for path, handler in scripts(settings, writer, app[CLOCK].now).items():
+    for path, handler in scripts(settings, ivr, writer, app[CLOCK].now).items():
         router.add(path, tracked(handler, services))
     server = FastAGIServer(
         router,
@@ -166,7 +193,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[NODE] = node_name(settings)
-    app.cleanup_ctx.extend([_database, _shared_state, _fastagi])
+    app.cleanup_ctx.extend([_database, _shared_state, _ari, _fastagi])
     http.setup(app)
     tickets_http.setup(app)
     return app

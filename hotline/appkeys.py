@@ -9,6 +9,8 @@ from hotline.agi.fastagi import FastAGIServer
 from hotline.clock import Clock
 from hotline.config.settings import Settings
 from hotline.ivr.journal import CallJournal
+from hotline.ivr.services import RecordingFetcher
+from hotline.queue.presence import AgentPresence
 from hotline.state import LiveCalls
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,3 +21,5 @@ LIVE = web.AppKey("live", LiveCalls)
 AGI = web.AppKey("agi", FastAGIServer)
 NODE = web.AppKey("node", str)
 CALENDAR_UNTIL = web.AppKey("calendar_until", str)  # last day the working calendar knows
+PRESENCE = web.AppKey("presence", AgentPresence)
+RECORDINGS = web.AppKey("recordings", RecordingFetcher)

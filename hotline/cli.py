@@ -103,15 +103,30 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # -- prompts ----------------------------------------------------------------------------------
-def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.ivr.prompts import PromptError, build_prompts
+def _build_prompts(settings: Settings) -> list[Any]:
+    """The prompt texts, and the names of the units in the database (if it is there)."""
+    from hotline.ivr.prompts import PromptError, build_prompts, unit_texts
+    from hotline.ticketing.users import unit_names
 
     try:
-        built = build_prompts(settings.prompts)
+        units = _with_engine(settings, unit_names)
+    except CommandError as exc:
+        print(f"hotline: unit names not spoken ({exc})", file=sys.stderr)
+        units = {}
+    try:
+        return build_prompts(settings.prompts, unit_texts(units))
     except PromptError as exc:
         raise CommandError(str(exc)) from None
+
+
+def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    built = _build_prompts(settings)
     for b in built:
         print(f"{b.source:9} {b.path}")
+    if args.lab:
+        lab = _lab(settings)
+        lab.install_prompts(settings.prompts.build_dir)
+        print(f"installed into lab {settings.lab.instance}")
     return 0
 
 
@@ -123,15 +138,14 @@ def _lab(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def lab_up(settings: Settings) -> None:
-    from hotline.ivr.prompts import PromptError, build_prompts
     from hotline.lab.root import LabError, require_root_user
 
     lab = _lab(settings)
     try:
         require_root_user()
-        build_prompts(settings.prompts)
+        _build_prompts(settings)
         status = lab.up(settings.prompts.build_dir)
-    except (LabError, PromptError) as exc:
+    except LabError as exc:
         raise CommandError(f"lab: {exc}") from None
     print(
         f"lab {settings.lab.instance}: Asterisk {status.version} running (pid {status.pid}); "
@@ -365,6 +379,7 @@ def parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("prompts", help="IVR prompts")
     pr.add_argument("action", choices=["build"])
+    pr.add_argument("--lab", action="store_true", help="also install them into the lab")
 
     lab = sub.add_parser("lab", help="the Asterisk lab (real Asterisk + SIPp on loopback)")
     lab_sub = lab.add_subparsers(dest="action", required=True)

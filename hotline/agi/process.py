@@ -203,11 +203,20 @@ async def _run(settings: Any, script: str, session: AGISession) -> None:
     from hotline.clock import SystemClock
     from hotline.ivr.inbound import JournalWriter, scripts
     from hotline.ivr.journal_sql import SqlCallJournal
+    from hotline.ivr.services import BackendIvrServices, RecordingFetcher
+    from hotline.queue.presence import AssumeAvailable
+    from hotline.ticketing.service import ticket_service
 
     engine = db.make_engine(settings.database.url, pool_size=1)
     writer = JournalWriter(SqlCallJournal(engine))
+    # Without a server process, process AGI cannot see who is logged in, nor fetch recordings
+    # after the call (it ends with the call): voice messages stay on the switch.
+    fetcher = RecordingFetcher(None, settings.ari.recordings_dir)
     try:
-        handler = scripts(settings, writer, SystemClock().now).get(script.strip("/"))
+        services = BackendIvrServices(
+            ticket_service(settings, engine, SystemClock()), AssumeAvailable(), fetcher
+        )
+        handler = scripts(settings, services, writer, SystemClock().now).get(script.strip("/"))
         if handler is None:
             log.warning("unknown script %r", script)
             await session.channel.set_variable(ERROR_VARIABLE, "unknown-script")

@@ -127,6 +127,17 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AriSettings:
+    """Asterisk's REST interface: stored recordings (voice messages), and the Stasis IVR."""
+
+    url: str = setting("", _url("", "http", "https"), "e.g. http://127.0.0.1:8088/ari; empty: off")
+    user: str = setting("")
+    password: str = setting("", doc="secret: set it in the environment, not in a file")
+    app: str = setting("hotline", _name, "the Stasis application name")
+    recordings_dir: Path = setting(Path("var/recordings"), doc="voice messages fetched here")
+
+
+@dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str = setting("", _url("", "redis", "rediss", "unix"), "empty: in-process state")
     key_prefix: str = setting("hotline:")
@@ -204,25 +215,118 @@ DEFAULT_MENU = {
     "2": "help",
     "3": "complaint",
     "4": "suggestion",
+    "5": "utility",
+    "6": "progress",
+    "7": "voicemail",
     "0": "operator",
 }
+# What a main-menu key can lead to: a request type (to the queue), a sub-flow, or the operator.
+MENU_ROUTES = (
+    "consultation",
+    "help",
+    "complaint",
+    "suggestion",
+    "utility",
+    "progress",
+    "voicemail",
+    "operator",
+)
+DEFAULT_UTILITY_MENU = {"1": "water", "2": "power", "3": "gas"}
+
+
+def _menu(allowed: tuple[str, ...]) -> Check:
+    def check(v: dict[str, str]) -> str | None:
+        problem = _digit_map(v)
+        if problem:
+            return problem
+        wrong = sorted(set(v.values()) - set(allowed))
+        return f"routes among {', '.join(allowed)} (not {', '.join(wrong)})" if wrong else None
+
+    return check
 
 
 @dataclass(frozen=True, slots=True)
 class IvrSettings:
-    menu: dict[str, str] = setting(DEFAULT_MENU, _digit_map, "DTMF key -> route")
+    menu: dict[str, str] = setting(DEFAULT_MENU, _menu(MENU_ROUTES), "DTMF key -> route")
+    utility_menu: dict[str, str] = setting(
+        DEFAULT_UTILITY_MENU, _menu(("water", "power", "gas")), "DTMF key -> utility (H-6)"
+    )
     digit_timeout_ms: int = setting(5000, _positive)
     attempts: int = setting(3, _positive, "menu tries before the operator")
+    max_wait_seconds: int = setting(120, _positive, "longer estimated wait: offer a message")
+    record_max_seconds: int = setting(120, _positive, "longest voice message")
+    repeat_days: int = setting(30, _positive, "a caller with an open ticket this recent")
 
 
 DEFAULT_TEXTS = {
     "welcome": "您好，欢迎致电幺二三四五政务服务便民热线。",
     "emergency_notice": "如遇匪警、火警、医疗急救，请直接拨打幺幺零、幺幺九、幺二零。",
-    "menu": "咨询请按1，求助请按2，投诉举报请按3，建议请按4，人工服务请按0。",
+    "menu": "咨询请按1，求助请按2，投诉举报请按3，建议请按4，水电气抢修请按5，"
+    "查询办理进度请按6，留言请按7，人工服务请按0。",
+    "utility_menu": "供水抢修请按1，供电抢修请按2，燃气抢修请按3。",
+    "progress_enter": "请输入工单编号，以井号键结束；查询本机号码的诉求，请直接按井号键。",
+    "progress_none": "没有查到正在办理的诉求。",
+    "progress_intro": "您的诉求，编号",
+    "progress_unit": "承办单位是",
+    "progress_due": "预计办结时间为",
+    "repeat_offer": "您有正在办理的诉求，查询办理进度请按1，其他服务请按2。",
+    "voicemail_saved": "您的留言已收到，我们会尽快给您回电。",
+    "goodbye": "感谢您的来电，再见。",
+    "month": "月",
+    "day": "日",
+    "state_registered": "已受理，正在等待交办。",
+    "state_assigned": "正在办理中。",
+    "state_review": "已答复，正在审核。",
+    "state_callback": "已办理，等待回访。",
+    "state_dissatisfied": "正在重新办理。",
+    "state_internal": "已转有关部门办理。",
+    "state_closed": "已办结。",
+    "state_rejected": "未予受理。",
     "invalid": "您的输入有误，请重新选择。",
     "transfer": "正在为您转接，请稍候。",
     "fallback": "系统繁忙，正在为您转接人工服务，请稍候。",
     "voicemail": "现在无人接听，请在提示音后留言，留言后请挂机，我们会尽快回复您。",
+    # Spoken numbers: digits of ticket numbers, and the days and months of dates.
+    **{f"digit_{d}": w for d, w in zip("0123456789", "零幺二三四五六七八九", strict=True)},
+    **{
+        f"n_{n}": w
+        for n, w in enumerate(
+            [
+                "一",
+                "二",
+                "三",
+                "四",
+                "五",
+                "六",
+                "七",
+                "八",
+                "九",
+                "十",
+                "十一",
+                "十二",
+                "十三",
+                "十四",
+                "十五",
+                "十六",
+                "十七",
+                "十八",
+                "十九",
+                "二十",
+                "二十一",
+                "二十二",
+                "二十三",
+                "二十四",
+                "二十五",
+                "二十六",
+                "二十七",
+                "二十八",
+                "二十九",
+                "三十",
+                "三十一",
+            ],
+            start=1,
+        )
+    },
 }
 
 
@@ -233,7 +337,7 @@ class PromptSettings:
     # espeak-ng 1.51's plain `cmn` voice spells the pinyin of its own dictionary as English
     # letters; `cmn-latn-pinyin` reads the same Chinese text as Mandarin.
     voice: str = setting("cmn-latn-pinyin", doc="espeak-ng voice")
-    speed: int = setting(150, _positive, "espeak-ng words per minute")
+    speed: int = setting(170, _positive, "espeak-ng words per minute")
     texts: dict[str, str] = setting(
         DEFAULT_TEXTS, _has_prompts, "merged over the defaults: change one, keep the rest"
     )
@@ -265,6 +369,7 @@ class Settings:
     lab: LabSettings = field(default_factory=LabSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    ari: AriSettings = field(default_factory=AriSettings)
 
 
 T = TypeVar("T")

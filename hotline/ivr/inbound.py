@@ -1,10 +1,8 @@
-"""The inbound 12345 greeting and main menu (walking skeleton of the IVR).
+"""The AGI entry point of the IVR: one handler per script path, the journal writer.
 
-The flow answers, plays the Mandarin welcome and the 110/119/120 notice (rule I-6), reads one
-key and sets ``HOTLINE_ROUTE`` for the dialplan, which continues on it. A key pressed during a
-prompt counts (prompts are interruptible). No key or a wrong key repeats the menu up to the
-configured number of attempts, then the route is the operator. Whatever happens, the call's
-journal row says how far the caller got.
+The flows themselves are in :mod:`hotline.ivr.flows`, over the `CallChannel` port; here they
+run over the AGI adapter, and each call's journal row is written after the caller has left the
+AGI session.
 """
 
 from __future__ import annotations
@@ -12,65 +10,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from hotline.agi.channel import AGIChannel, AGIHangup
 from hotline.agi.fastagi import AGISession, Handler
 from hotline.config.settings import Settings
+from hotline.ivr import flows
+from hotline.ivr.agi_channel import AgiCallChannel
+from hotline.ivr.flows import IvrConfig, IvrServices
 from hotline.ivr.journal import CallJournal, CallRecord
+from hotline.ivr.port import CallerHungUp
 
 log = logging.getLogger(__name__)
-
-ROUTE_VARIABLE = "HOTLINE_ROUTE"
-OPERATOR_ROUTE = "operator"
-
-
-def prompt(name: str) -> str:
-    """Asterisk sound name of a hotline prompt (kept in a directory of its own)."""
-    return f"hotline/{name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Menu:
-    keys: Mapping[str, str]  # DTMF key -> route
-    timeout_ms: int = 5000
-    attempts: int = 3
-
-    @property
-    def escape_digits(self) -> str:
-        return "".join(sorted(self.keys))
-
-
-async def main_menu(channel: AGIChannel, menu: Menu, call: CallRecord) -> str:
-    """Run the menu on ``channel``; return the route set in ``HOTLINE_ROUTE``."""
-    await channel.answer()
-    call.step("answer")
-    key = await channel.stream_file(prompt("welcome"), menu.escape_digits)
-    call.step("welcome")
-    if not key:
-        key = await channel.stream_file(prompt("emergency_notice"), menu.escape_digits)  # I-6
-        call.step("emergency_notice")
-    route = ""
-    for attempt in range(1, menu.attempts + 1):
-        if not key:
-            key = (await channel.get_data(prompt("menu"), menu.timeout_ms, 1)).digits
-            call.step("menu")
-        call.digits += key
-        route = menu.keys.get(key, "")
-        if route:
-            break
-        if key and attempt < menu.attempts:
-            await channel.stream_file(prompt("invalid"))
-            call.step("invalid")
-        key = ""
-    if not route:
-        route = OPERATOR_ROUTE
-        call.step("attempts_exhausted")
-    await channel.set_variable(ROUTE_VARIABLE, route)
-    call.route = route
-    call.step(f"route:{route}")
-    return route
 
 
 class JournalWriter:
@@ -98,8 +48,10 @@ class JournalWriter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def inbound_handler(menu: Menu, writer: JournalWriter, now: Callable[[], dt.datetime]) -> Handler:
-    """The FastAGI handler for ``agi://…/ivr``."""
+def inbound_handler(
+    cfg: IvrConfig, services: IvrServices, writer: JournalWriter, now: Callable[[], dt.datetime]
+) -> Handler:
+    """The FastAGI / process AGI handler for ``…/ivr``: the flows over the AGI adapter."""
 
     async def handle(session: AGISession) -> None:
         env = session.env
@@ -111,11 +63,10 @@ def inbound_handler(menu: Menu, writer: JournalWriter, now: Callable[[], dt.date
             started_at=now(),
         )
         try:
-            await main_menu(session.channel, menu, call)
+            await flows.inbound(AgiCallChannel(session.channel), cfg, services, call, now())
             call.outcome = "routed"
-        except AGIHangup:
+        except CallerHungUp:
             call.outcome = "hangup"
-            raise
         except asyncio.CancelledError:
             call.outcome = "cancelled"
             raise
@@ -130,9 +81,25 @@ def inbound_handler(menu: Menu, writer: JournalWriter, now: Callable[[], dt.date
     return handle
 
 
+def ivr_config(settings: Settings) -> IvrConfig:
+    ivr = settings.ivr
+    return IvrConfig(
+        menu=ivr.menu,
+        utility_menu=ivr.utility_menu,
+        timeout_ms=ivr.digit_timeout_ms,
+        attempts=ivr.attempts,
+        max_wait_seconds=ivr.max_wait_seconds,
+        record_max_seconds=ivr.record_max_seconds,
+        repeat_days=ivr.repeat_days,
+        timezone=settings.city.timezone,
+    )
+
+
 def scripts(
-    settings: Settings, writer: JournalWriter, now: Callable[[], dt.datetime]
+    settings: Settings,
+    services: IvrServices,
+    writer: JournalWriter,
+    now: Callable[[], dt.datetime],
 ) -> dict[str, Handler]:
     """The AGI scripts the backend serves, by path (FastAGI and process AGI alike)."""
-    menu = Menu(settings.ivr.menu, settings.ivr.digit_timeout_ms, settings.ivr.attempts)
-    return {"ivr": inbound_handler(menu, writer, now)}
+    return {"ivr": inbound_handler(ivr_config(settings), services, writer, now)}

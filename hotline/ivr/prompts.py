@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,11 @@ def _speak(settings: PromptSettings, text: str, target: Path) -> None:
         _to_asterisk_wav(raw, target)
 
 
-def build_prompts(settings: PromptSettings) -> list[Built]:
+SILENCE = "silence"  # a short pause, for collecting keys without a prompt
+
+
+def build_prompts(settings: PromptSettings, extra: Mapping[str, str] | None = None) -> list[Built]:
+    """Every prompt text (and ``extra`` ones, e.g. unit names) as an 8 kHz WAV."""
     out_dir = settings.build_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
@@ -83,7 +88,8 @@ def build_prompts(settings: PromptSettings) -> list[Built]:
     except (OSError, ValueError):
         manifest = {}
     built: list[Built] = []
-    for name, text in sorted(settings.texts.items()):
+    texts = {**settings.texts, **(extra or {})}
+    for name, text in sorted(texts.items()):
         target = out_dir / f"{name}.wav"
         recorded = settings.recorded_dir / f"{name}.wav"
         if recorded.is_file():
@@ -98,5 +104,45 @@ def build_prompts(settings: PromptSettings) -> list[Built]:
         _speak(settings, text, target)
         manifest[name] = key
         built.append(Built(name, target, "generated"))
+    built.append(_silence(out_dir / f"{SILENCE}.wav"))
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return built
+
+
+def _silence(target: Path) -> Built:
+    if target.is_file():
+        return Built(SILENCE, target, "cached")
+    sox = _tool("sox", "sox")
+    proc = subprocess.run(
+        [
+            sox,
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            str(target),
+            "trim",
+            "0.0",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PromptError(f"sox could not make silence: {proc.stderr.strip()}")
+    return Built(SILENCE, target, "generated")
+
+
+def unit_texts(units: Mapping[str, str]) -> dict[str, str]:
+    """Prompts for the names of linked units (spoken in ticket progress)."""
+    return {
+        f"unit_{unit_id}": name
+        for unit_id, name in units.items()
+        if unit_id.replace("_", "").replace("-", "").isalnum()
+    }

@@ -123,10 +123,14 @@ class Lab:
             with open(hosts, "a") as fh:
                 fh.write(f"127.0.1.1\t{name}\n")
         if prompts_dir is not None:
-            sounds = self.root / SOUNDS_IN_ROOT.lstrip("/")
-            sounds.mkdir(parents=True, exist_ok=True)
-            for wav in prompts_dir.glob("*.wav"):
-                shutil.copyfile(wav, sounds / wav.name)
+            self.install_prompts(prompts_dir)
+
+    def install_prompts(self, prompts_dir: Path) -> None:
+        """Copy built prompts where the lab's Asterisk finds them (``hotline/<name>``)."""
+        sounds = self.root / SOUNDS_IN_ROOT.lstrip("/")
+        sounds.mkdir(parents=True, exist_ok=True)
+        for wav in prompts_dir.glob("*.wav"):
+            shutil.copyfile(wav, sounds / wav.name)
 
     def _mount_proc(self) -> None:
         proc = self.root / "proc"

@@ -20,14 +20,19 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import Clock
+from hotline.config.settings import Settings
+from hotline.db import as_utc
 from hotline.ticketing.actions import ACTIONS, OFFICE, REGISTER_FIELDS, REGISTER_ROLES, PayloadError
+from hotline.ticketing.calendar import WorkingCalendar
 from hotline.ticketing.model import (
     Actor,
     Channel,
     Citizen,
+    Role,
     TicketError,
     TicketEvent,
     TicketState,
+    TicketType,
 )
 from hotline.ticketing.repository import (
     DuplicateIntake,
@@ -39,10 +44,12 @@ from hotline.ticketing.repository import (
     city_day,
 )
 from hotline.ticketing.sla import SlaEngine
-from hotline.ticketing.tables import identity_access, tickets, units, users
+from hotline.ticketing.tables import identity_access, office_tasks, tickets, units, users
 from hotline.ticketing.ticket import Ctx, Ticket
 
 log = logging.getLogger(__name__)
+
+IVR_ACTOR = Actor("ivr", Role.AGENT)  # the IVR registers voice messages on the office's behalf
 
 STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
 
@@ -153,6 +160,77 @@ class TicketService:
                 return Registered(found, created=False)
             await uow.commit()
         return Registered(ticket, created=True)
+
+    async def register_voice_message(
+        self, call_id: str, phone: str, recording: str, seconds: float, request_type: TicketType
+    ) -> Ticket:
+        """A voice message left at the IVR: a ticket on the phone channel with the recording
+        attached, and a call-back task for the office — once per call (keyed by the call id)."""
+        ctx = self._ctx(IVR_ACTOR)
+        upstream = f"voicemail:{call_id}"
+        async with UnitOfWork(self.engine) as uow:
+            existing = await uow.tickets.by_upstream(Channel.PHONE, upstream)
+            if existing is not None:
+                return existing
+            number = await uow.tickets.next_number(city_day(ctx.now, self.timezone))
+            ticket = Ticket.register(
+                ctx,
+                id=str(uuid.uuid4()),
+                number=number,
+                type=request_type,
+                channel=Channel.PHONE,
+                citizen=Citizen("", phone, ""),
+                subject="语音留言",
+                content=f"语音留言（{seconds:.0f} 秒），请听录音后回电。",
+                upstream_id=upstream,
+                recordings=(recording,),
+            )
+            await uow.tickets.add(ticket)
+            await uow.conn.execute(
+                office_tasks.insert().values(
+                    kind="voicemail_callback", ticket_id=ticket.id, created_at=ctx.now
+                )
+            )
+            await uow.commit()
+        return ticket
+
+    async def tasks(self, actor: Actor, open_only: bool = True) -> list[dict[str, Any]]:
+        if actor.role not in OFFICE:
+            raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no office tasks")
+        query = (
+            sa.select(office_tasks, tickets.c.number)
+            .join(tickets, tickets.c.id == office_tasks.c.ticket_id)
+            .order_by(office_tasks.c.created_at)
+        )
+        if open_only:
+            query = query.where(office_tasks.c.done_at.is_(None))
+        async with UnitOfWork(self.engine) as uow:
+            rows = (await uow.conn.execute(query.limit(500))).mappings().all()
+        return [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "ticket": r["number"],
+                "created_at": as_utc(r["created_at"]).isoformat(),
+                "done_at": as_utc(r["done_at"]).isoformat() if r["done_at"] else None,
+                "done_by": r["done_by"],
+                "note": r["note"],
+            }
+            for r in rows
+        ]
+
+    async def complete_task(self, actor: Actor, task_id: int, note: str) -> None:
+        if actor.role not in OFFICE:
+            raise Forbidden("role_forbidden", f"the {actor.role.value} role has no office tasks")
+        async with UnitOfWork(self.engine) as uow:
+            result = await uow.conn.execute(
+                office_tasks.update()
+                .where(office_tasks.c.id == task_id, office_tasks.c.done_at.is_(None))
+                .values(done_at=self.clock.now(), done_by=actor.user_id, note=note[:500])
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"open task {task_id}")
+            await uow.commit()
 
     async def _repeat_id(self, repo: TicketRepository, number: str | None) -> str | None:
         if not number:
@@ -341,3 +419,18 @@ def _log_calendar_gaps(ticket: Ticket) -> None:
             "to city.calendar_file",
             ticket.number,
         )
+
+
+def ticket_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> TicketService:
+    """The service as configured: calendar (rule C-2; a broken calendar file stops here),
+    rule table, time zone, routing table."""
+    calendar = WorkingCalendar.from_settings(
+        settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
+    )
+    return TicketService(
+        engine,
+        SlaEngine(calendar, settings.rules),
+        clock,
+        settings.city.timezone,
+        settings.routing.categories,
+    )

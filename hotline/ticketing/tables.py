@@ -93,3 +93,15 @@ identity_access = sa.Table(  # rule Y-1: every look at a citizen's identity, on 
     sa.Column("at", TZ, nullable=False),
     sa.Column("why", sa.String(500), nullable=False),
 )
+
+office_tasks = sa.Table(  # work for the office that is not a ticket action (voice messages)
+    "office_tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("ticket_id", sa.String(36), sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("done_at", TZ, nullable=True),
+    sa.Column("done_by", sa.String(64), nullable=True),
+    sa.Column("note", sa.String(500), nullable=False, server_default=""),
+)

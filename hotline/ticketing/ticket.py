@@ -236,6 +236,7 @@ class Ticket:
     publish_consent: bool = True  # P-1(2): the citizen's choice
     repeat_of: str | None = None  # D-6: the earlier ticket of the same request
     utility: str = ""  # H-6: water | power | gas — put through to the unit on a 3-way call
+    recordings: list[str] = field(default_factory=list)  # a caller's voice message(s)
     assignments: list[Assignment] = field(default_factory=list)
     callback_deadline: Deadline | None = None
     callbacks: list[Callback] = field(default_factory=list)
@@ -273,6 +274,7 @@ class Ticket:
         publish_consent: bool = True,
         repeat_of: str | None = None,
         utility: str = "",
+        recordings: tuple[str, ...] = (),
     ) -> Ticket:
         """Rules I-1, I-2: a type, a channel, and for pushed tickets the upstream id; H-6: a
         utility emergency names the utility it was put through to."""
@@ -300,6 +302,7 @@ class Ticket:
             publish_consent=publish_consent,
             repeat_of=repeat_of,
             utility=utility,
+            recordings=list(recordings),
         )
         if utility and utility not in UTILITIES:
             raise TicketError("unknown_utility", f"utility is one of {', '.join(UTILITIES)}", "H-6")

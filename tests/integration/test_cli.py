@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hotline.config.settings import DEFAULT_TEXTS
+
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
 
@@ -110,21 +112,29 @@ def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> Non
     assert "shutting down" in err
 
 
+def prompt_env(tmp_path: Path, **more: str) -> dict[str, str]:
+    return {
+        "HOTLINE_PROMPTS_BUILD_DIR": str(tmp_path / "out"),
+        "HOTLINE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/h.db",
+        **more,
+    }
+
+
+TEXTS = len(DEFAULT_TEXTS) + 1  # every text, and the silence clip
+
+
 def test_prompts_are_mandarin_8khz_wav_cached_and_overridable(tmp_path: Path) -> None:
     recorded = tmp_path / "recorded"
     recorded.mkdir()
-    env = {
-        "HOTLINE_PROMPTS_BUILD_DIR": str(tmp_path / "out"),
-        "HOTLINE_PROMPTS_RECORDED_DIR": str(recorded),
-    }
+    env = prompt_env(tmp_path, HOTLINE_PROMPTS_RECORDED_DIR=str(recorded))
     first = run("prompts", "build", env=env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("generated") == 7
+    assert first.stdout.count("generated") == TEXTS
     with wave.open(str(tmp_path / "out" / "welcome.wav")) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() > 8000  # more than a second of speech
     second = run("prompts", "build", env=env)
-    assert second.stdout.count("cached") == 7  # same texts: not spoken again
+    assert second.stdout.count("cached") == TEXTS  # same texts: not spoken again
     # A recorded file replaces the generated one of the same name, converted to 8 kHz.
     with wave.open(str(recorded / "welcome.wav"), "wb") as w:
         w.setnchannels(2)
@@ -132,17 +142,27 @@ def test_prompts_are_mandarin_8khz_wav_cached_and_overridable(tmp_path: Path) ->
         w.setframerate(44100)
         w.writeframes(b"\x00\x01" * 2 * 44100)
     third = run("prompts", "build", env=env)
-    assert "recorded" in third.stdout and third.stdout.count("cached") == 6
+    assert "recorded" in third.stdout and third.stdout.count("cached") == TEXTS - 1
     with wave.open(str(tmp_path / "out" / "welcome.wav")) as w:
         assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (8000, 1, 8000)
 
 
 def test_changed_prompt_text_is_spoken_again(tmp_path: Path) -> None:
     cfg = tmp_path / "h.toml"
-    env = {"HOTLINE_PROMPTS_BUILD_DIR": str(tmp_path / "out")}
+    env = prompt_env(tmp_path)
     assert run("prompts", "build", env=env).returncode == 0
     cfg.write_text('[prompts.texts]\nwelcome = "您好，这里是测试热线。"\n')
     out = run("--config", str(cfg), "prompts", "build", env=env)
     lines = out.stdout.splitlines()
     assert f"generated {tmp_path / 'out' / 'welcome.wav'}" in lines
-    assert sum(line.startswith("cached") for line in lines) == 6  # the others stay as they were
+    assert sum(line.startswith("cached") for line in lines) == TEXTS - 1  # the others stay
+
+
+def test_unit_names_become_prompts_once_units_exist(tmp_path: Path) -> None:
+    env = prompt_env(tmp_path)
+    assert run("db", "upgrade", env=env).returncode == 0
+    assert run("units", "add", "--id", "water", "--name", "市水务局", env=env).returncode == 0
+    out = run("prompts", "build", env=env)
+    assert f"generated {tmp_path / 'out' / 'unit_water.wav'}" in out.stdout.splitlines()
+    with wave.open(str(tmp_path / "out" / "unit_water.wav")) as w:
+        assert w.getframerate() == 8000 and w.getnframes() > 4000

@@ -1,0 +1,111 @@
+"""A small ARI client (Asterisk REST Interface): REST calls and the events WebSocket.
+
+The resources are specified by Asterisk's own Swagger files (``shared/asterisk-ari``); this
+client covers what the hotline uses — channels (answer, play, record, variables, continue,
+hang up), playbacks, stored recordings and the ``/events`` stream of a Stasis application.
+Credentials go as HTTP basic auth on REST and as ``api_key`` on the WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+
+class AriError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"ARI {status}: {message}")
+        self.status = status
+
+
+class AriClient:
+    def __init__(
+        self, url: str, user: str, password: str, session: aiohttp.ClientSession | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.user, self.password = user, password
+        self._session = session
+        self._own = session is None
+
+    async def __aenter__(self) -> AriClient:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                auth=aiohttp.BasicAuth(self.user, self.password),
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use `async with AriClient(...)`")
+        return self._session
+
+    async def request(self, method: str, path: str, **params: Any) -> Any:
+        query = {k: _param(v) for k, v in params.items() if v is not None}
+        async with self.session.request(method, self.url + path, params=query) as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                raise AriError(resp.status, _message(text))
+            return json.loads(text) if text and resp.content_type == "application/json" else None
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, **params)
+
+    async def post(self, path: str, **params: Any) -> Any:
+        return await self.request("POST", path, **params)
+
+    async def delete(self, path: str, **params: Any) -> Any:
+        return await self.request("DELETE", path, **params)
+
+    async def download(self, path: str) -> bytes:
+        async with self.session.get(self.url + path) as resp:
+            if resp.status >= 400:
+                raise AriError(resp.status, _message(await resp.text()))
+            return await resp.read()
+
+    async def events(self, app: str) -> AsyncIterator[dict[str, Any]]:
+        """The application's events until the socket closes (the caller reconnects)."""
+        ws_url = self.url.replace("http", "ws", 1) + "/events"
+        params = {"app": app, "api_key": f"{self.user}:{self.password}", "subscribeAll": "false"}
+        async with self.session.ws_connect(ws_url, params=params, heartbeat=20) as ws:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    try:
+                        yield json.loads(msg.data)
+                    except json.JSONDecodeError:
+                        log.warning("ARI: not a JSON event (%d bytes); ignored", len(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+
+
+def stored_recording(name: str) -> str:
+    return f"/recordings/stored/{quote(name, safe='')}"
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _message(text: str) -> str:
+    try:
+        return str(json.loads(text).get("message", text))
+    except (json.JSONDecodeError, AttributeError):
+        return text[:200]

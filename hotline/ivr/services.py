@@ -1,0 +1,128 @@
+"""The IVR's view of the backend: tickets for self-service, agents, voice messages."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+
+from hotline.agi.ari import AriClient, AriError, stored_recording
+from hotline.ivr.flows import TicketInfo
+from hotline.ivr.journal import CallRecord
+from hotline.ivr.port import Recording
+from hotline.queue.presence import AgentPresence
+from hotline.ticketing.model import TicketType
+from hotline.ticketing.repository import OPEN_STATES, NotFound, UnitOfWork
+from hotline.ticketing.service import TicketService
+from hotline.ticketing.tables import tickets
+from hotline.ticketing.ticket import Ticket
+
+log = logging.getLogger(__name__)
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,120}")
+
+
+def ticket_info(ticket: Ticket) -> TicketInfo:
+    """State, handling unit and due date — what a caller may hear (nothing of an internal
+    transfer's unit, rule T-5)."""
+    if ticket.internal is not None:
+        return TicketInfo(ticket.number, ticket.state.value, None, None)
+    live = ticket.live_assignments()
+    lead = next((a for a in live if a.lead), live[0] if live else None)
+    return TicketInfo(
+        ticket.number,
+        ticket.state.value,
+        lead.unit_id if lead else None,
+        lead.handle.due if lead else None,
+    )
+
+
+class RecordingFetcher:
+    """Copies voice messages from the switch (ARI stored recordings) into our own storage,
+    after the call, with retries: a message is not left only on the switch."""
+
+    def __init__(self, ari: AriClient | None, folder: Path, attempts: int = 5) -> None:
+        self.ari = ari
+        self.folder = folder
+        self.attempts = attempts
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def path(self, name: str) -> Path:
+        if not SAFE_NAME.fullmatch(name):
+            raise ValueError(f"not a recording name: {name!r}")
+        return self.folder / f"{name}.wav"
+
+    def fetch_later(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._fetch(name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self, name: str) -> None:
+        if self.ari is None:
+            log.warning("voice message %s stays on the switch: no ARI configured (ari.url)", name)
+            return
+        delay = 0.5
+        for attempt in range(1, self.attempts + 1):
+            try:
+                audio = await self.ari.download(stored_recording(name) + "/file")
+            except (AriError, OSError) as exc:
+                log.warning(
+                    "voice message %s: fetch %d/%d failed: %s", name, attempt, self.attempts, exc
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.path(name).with_suffix(".part")
+            tmp.write_bytes(audio)
+            tmp.replace(self.path(name))
+            log.info("voice message %s stored (%d bytes)", name, len(audio))
+            return
+        log.error("voice message %s could not be fetched; it is still on the switch", name)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class BackendIvrServices:
+    def __init__(
+        self, service: TicketService, presence: AgentPresence, recordings: RecordingFetcher
+    ) -> None:
+        self.service = service
+        self.presence = presence
+        self.recordings = recordings
+
+    async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
+        async with UnitOfWork(self.service.engine) as uow:
+            found = await uow.tickets.load_many(
+                where=[
+                    tickets.c.citizen_phone == phone,
+                    tickets.c.state.in_(OPEN_STATES),
+                    tickets.c.registered_at >= since,
+                ],
+                limit=5,
+            )
+        return [ticket_info(t) for t in found]
+
+    async def ticket(self, number: str) -> TicketInfo | None:
+        async with UnitOfWork(self.service.engine) as uow:
+            try:
+                return ticket_info(await uow.tickets.get_by_number(number))
+            except NotFound:
+                return None
+
+    async def agents_available(self) -> int:
+        return await self.presence.available()
+
+    async def estimated_wait(self, priority: int) -> float:
+        return await self.presence.estimated_wait(priority)
+
+    async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
+        ticket = await self.service.register_voice_message(
+            call.call_id, call.caller, recording.name, recording.seconds, TicketType(request_type)
+        )
+        self.recordings.fetch_later(recording.name)
+        return ticket.number
