@@ -44,6 +44,7 @@ from hotline.ivr.inbound import JournalWriter, scripts
 from hotline.ivr.journal_sql import SqlCallJournal
 from hotline.ivr.services import BackendIvrServices, RecordingFetcher
 from hotline.privacy import mask_phone
+from hotline.queue import http as queue_http
 from hotline.queue.presence import MemoryPresence, RedisPresence
 from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
 from hotline.ticketing import http as tickets_http
@@ -196,6 +197,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.extend([_database, _shared_state, _ari, _fastagi])
     http.setup(app)
     tickets_http.setup(app)
+    queue_http.setup(app)
     return app
 
 

@@ -223,11 +223,13 @@ def _lab_call(settings: Settings, lab, args: argparse.Namespace) -> int:  # type
 
 # -- run (the main job) -----------------------------------------------------------------------
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    cmd_prompts(settings, args)
     args.action = "upgrade"
     cmd_db(settings, args)
-    if not args.no_lab:
-        lab_up(settings)
+    if args.no_lab:
+        _build_prompts(settings)
+    else:
+        lab_up(settings)  # builds the prompts (unit names included) into the lab
+        settings = _with_lab_ari(settings)
     http = f"http://{settings.server.http_host}:{settings.server.http_port}"
     print(
         "\n"
@@ -351,6 +353,20 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _with_lab_ari(settings: Settings) -> Settings:
+    """The lab's ARI for the backend (voice messages, the Stasis IVR), unless set already."""
+    import dataclasses
+
+    if settings.ari.url:
+        return settings
+    lab = _lab(settings)
+    creds = lab.credentials()
+    ari = dataclasses.replace(
+        settings.ari, url=lab.ari_url, user=creds.ari_user, password=creds.ari_password
+    )
+    return dataclasses.replace(settings, ari=ari)
 
 
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:

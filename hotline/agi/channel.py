@@ -102,10 +102,17 @@ class AGIChannel:
     async def _run(self, verb: str, *args: str, extra_time: float = 0.0) -> Response:
         response = await self.runner.execute(Command(verb, tuple(args)), extra_time)
         if response.result == "-1":
+            if not self.runner.hung_up and response.data != "hangup":
+                await self._probe()
             if self.runner.hung_up or response.data == "hangup":
                 raise AGIHangup(f"{verb}: channel hung up")
             raise AGICommandError(f"{verb} failed: {response.line}")
         return response
+
+    async def _probe(self) -> None:
+        """After ``result=-1``: was it a hang-up? Asterisk answers the interrupted command
+        first and sends ``HANGUP`` after it, so one harmless command reads past that line."""
+        await self.runner.execute(Command("GET VARIABLE", ("HOTLINE_ROUTE",)))
 
     async def answer(self) -> None:
         await self._run("ANSWER")

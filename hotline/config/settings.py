@@ -255,6 +255,7 @@ class IvrSettings:
     attempts: int = setting(3, _positive, "menu tries before the operator")
     max_wait_seconds: int = setting(120, _positive, "longer estimated wait: offer a message")
     record_max_seconds: int = setting(120, _positive, "longest voice message")
+    record_silence_seconds: int = setting(5, _positive, "this much silence ends a message")
     repeat_days: int = setting(30, _positive, "a caller with an open ticket this recent")
 
 

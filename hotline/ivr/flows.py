@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_TYPES = ("consultation", "help", "complaint", "suggestion")
 UTILITY_PRIORITY = 9  # rule H-6: emergencies first
-KEYS = "0123456789*#"
+KEYS = "0123456789*#"  # any key stops the welcome: a wrong one is explained by the menu
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class IvrConfig:
     attempts: int = 3
     max_wait_seconds: int = 120
     record_max_seconds: int = 120
+    record_silence_seconds: int = 5  # people need a moment to start after the beep
     repeat_days: int = 30
     timezone: str = "Asia/Shanghai"
 
@@ -97,9 +98,7 @@ class Flow:
         await self.ch.answer()
         self.step("answer")
         mine = await self._open_tickets()
-        key = await self.ch.play(
-            [prompt("welcome"), prompt("emergency_notice")], "".join(sorted(self.cfg.menu))
-        )  # rule I-6
+        key = await self.ch.play([prompt("welcome"), prompt("emergency_notice")], KEYS)  # rule I-6
         self.step("welcome")
         if mine and not key:
             await self._repeat_caller(mine)
@@ -129,9 +128,10 @@ class Flow:
             self.step("menu:repeat_progress")
             await self._announce(mine[:3])
 
-    async def _choose(self, prompts: list[str], options: Mapping[str, str]) -> str:
-        """Up to ``attempts`` tries at a small menu; "" when the caller never chose."""
-        for attempt in range(1, self.cfg.attempts + 1):
+    async def _choose(self, prompts: list[str], options: Mapping[str, str], used: int = 0) -> str:
+        """The rest of ``attempts`` tries at a small menu (``used`` already spent); "" when
+        the caller never chose."""
+        for attempt in range(used + 1, self.cfg.attempts + 1):
             got = await self.ch.collect(prompts, 1, self.cfg.timeout_ms)
             self.call.digits += got.digits
             if got.digits in options:
@@ -146,11 +146,13 @@ class Flow:
             self.call.digits += key
             route = self.cfg.menu[key]
         else:
-            if key:
+            used = 0
+            if key:  # a wrong key during the welcome is the first try
                 self.call.digits += key
                 await self.ch.play([prompt("invalid")])
                 self.step("invalid")
-            route = await self._choose([prompt("menu")], self.cfg.menu)
+                used = 1
+            route = await self._choose([prompt("menu")], self.cfg.menu, used)
             if not route:
                 self.step("attempts_exhausted")
                 return "operator"
@@ -245,7 +247,9 @@ class Flow:
         self.step("voicemail")
         name = "hotline-vm-" + "".join(c if c.isalnum() else "-" for c in self.ch.call_id)
         try:
-            recording = await self.ch.record(name, self.cfg.record_max_seconds)
+            recording = await self.ch.record(
+                name, self.cfg.record_max_seconds, self.cfg.record_silence_seconds
+            )
         finally:
             self.step("recorded")
         if recording.seconds >= 1:

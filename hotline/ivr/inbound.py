@@ -90,6 +90,7 @@ def ivr_config(settings: Settings) -> IvrConfig:
         attempts=ivr.attempts,
         max_wait_seconds=ivr.max_wait_seconds,
         record_max_seconds=ivr.record_max_seconds,
+        record_silence_seconds=ivr.record_silence_seconds,
         repeat_days=ivr.repeat_days,
         timezone=settings.city.timezone,
     )

@@ -8,7 +8,8 @@ from hotline.lab.ami import AMIListener, Message
 from hotline.lab.instance import Lab
 from hotline.lab.sipp import CallPlan, CallResult, place_call
 
-WATCHED = ("HotlineRouted", "HotlineFallback", "HotlineVoicemail")
+WATCHED = ("HotlineHandoff", "HotlineFallback", "HotlineVoicemail")
+SHOWN = ("Route", "Type", "CallPriority", "Utility", "Ticket", "Path", "Status", "Error")
 
 
 @dataclass(slots=True)
@@ -17,6 +18,16 @@ class ObservedCall:
     call: CallResult
     events: list[Message] = field(default_factory=list)  # UserEvents of this call, in order
     dialplan: list[tuple[str, str, str]] = field(default_factory=list)  # (context, app, data)
+    agi: list[str] = field(default_factory=list)  # AGI commands Asterisk ran, in order
+
+    def played(self) -> list[str]:
+        """Sound names the IVR played over AGI (STREAM FILE and GET DATA)."""
+        out = []
+        for command in self.agi:
+            words = command.split()
+            if words[:2] in (["STREAM", "FILE"], ["GET", "DATA"]):
+                out.append(words[2])
+        return out
 
     def user_events(self, name: str) -> list[Message]:
         return [e for e in self.events if e.get("UserEvent") == name]
@@ -27,7 +38,7 @@ class ObservedCall:
             f"(exit {self.call.exit_code})"
         ]
         for e in self.events:
-            detail = {k: v for k, v in e.items() if k in ("Branch", "Status", "Error", "Route")}
+            detail = {k: v for k, v in e.items() if k in SHOWN and v}
             lines.append(f"Asterisk: {e.get('UserEvent')} {detail}")
         if not self.events:
             lines.append("Asterisk: no hotline events seen for this caller")
@@ -50,4 +61,5 @@ async def observe_call(lab: Lab, plan: CallPlan, timeout_s: float = 60.0) -> Obs
         for e in mine
         if e.get("Event") == "Newexten"
     ]
-    return ObservedCall(plan, result, events, steps)
+    agi = [e.get("Command", "") for e in mine if e.get("Event") == "AGIExecStart"]
+    return ObservedCall(plan, result, events, steps, agi)

@@ -106,7 +106,7 @@ class Lab:
             raise
 
     def _prepare(self, prompts_dir: Path | None) -> None:
-        for sub in ("etc", "run", "log", "spool/voice", "lib", "cache", "sipp"):
+        for sub in ("etc", "run", "log", "spool/voice", "spool/recording", "lib", "cache", "sipp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         stock = self.root / "etc" / "asterisk"
         for conf in stock.glob("*.conf"):  # sane defaults (indications, features, …) first

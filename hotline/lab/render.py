@@ -65,23 +65,10 @@ def utility_endpoints(sip_port: int) -> str:
     return "\n".join(out)
 
 
-def route_extensions(routes: list[str]) -> str:
-    """One dialplan extension per IVR route; it names its branch literally (for observers)."""
-    out = []
-    for route in routes:
-        out.append(
-            f"exten => {route},1,UserEvent(HotlineRouted,Branch: {route},Uniqueid: ${{UNIQUEID}})\n"
-            f" same => n,Set(__HOTLINE_TYPE={route})\n"
-            f" same => n,Goto(hotline-to-queue,s,1)"
-        )
-    return "\n".join(out)
-
-
 def instance_values(
     settings: Settings, home: str, module_dir: str, creds: Credentials
 ) -> dict[str, object]:
     lab = settings.lab
-    routes = sorted({r for r in settings.ivr.menu.values() if r != "operator"})
     return {
         "instance": lab.instance,
         "home": home,
@@ -101,7 +88,7 @@ def instance_values(
         "ami_password": creds.ami_password,
         "agent_endpoints": agent_endpoints(creds.agent_password),
         "utility_endpoints": utility_endpoints(lab.sip_port),
-        "route_extensions": route_extensions(routes),
+        "ari_app": settings.ari.app,
     }
 
 

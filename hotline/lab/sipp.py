@@ -2,9 +2,10 @@
 
 A call is one SIPp scenario rendered for it: INVITE to the number with an SDP offering A-law,
 µ-law and telephone-event/8000 (payload 101, as in the RFC 2833 ``.pcap`` files ``sip-tester``
-ships in ``/usr/share/sip-tester/``); after the answer it waits, plays one ``.pcap`` per DTMF
-key, listens, and hangs up — or accepts Asterisk's BYE whenever Asterisk ends the call first.
-SIPp runs in the foreground with ``-nostdin``; its exit code says whether the call succeeded.
+ships in ``/usr/share/sip-tester/``, renumbered per call by :mod:`hotline.lab.dtmf`); after
+the answer it waits, plays one ``.pcap`` per DTMF key, listens, and hangs up — or accepts
+Asterisk's BYE whenever Asterisk ends the call first. SIPp runs in the foreground with
+``-nostdin``; its exit code says whether the call succeeded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from hotline.lab.dtmf import key_files
 
 PCAP_DIR = "/usr/share/sip-tester"
 _PCAP_NAMES = {"*": "star", "#": "pound"}
@@ -76,6 +79,11 @@ SCENARIO_KEY = """  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   <label id="key{next}"/>
 """
 
+SCENARIO_SPEAK = """  <recv request="BYE" timeout="{wait_ms}" ontimeout="speak" next="remote_bye"/>
+  <label id="speak"/>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+"""
+
 SCENARIO_TAIL = """  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
   <label id="remote_bye"/>
   <send>
@@ -121,6 +129,7 @@ class CallPlan:
     answer_wait_ms: int = 1500  # after the answer, before the first key
     gap_ms: int = 1200  # after each key
     hold_ms: int = 4000  # listening after the last key before hanging up
+    speak_after_ms: int | None = None  # after the keys, wait this long, then speak (7 s audio)
 
     def __post_init__(self) -> None:
         if not DIGITS.fullmatch(self.dtmf):
@@ -131,12 +140,15 @@ class CallPlan:
             raise ValueError(f"caller must be a phone number: {self.caller!r}")
 
 
-def scenario(plan: CallPlan) -> str:
+def scenario(plan: CallPlan, key_pcaps: list[str] | None = None) -> str:
+    """The call's SIPp scenario; ``key_pcaps`` are the (renumbered) DTMF files, one per key."""
     names = {"caller": plan.caller, "caller_name": escape(plan.caller_name)}
     text = SCENARIO_HEAD.format(answer_wait_ms=plan.answer_wait_ms, **names)
-    for n, key in enumerate(plan.dtmf, start=2):
-        pcap = f"{PCAP_DIR}/dtmf_2833_{_PCAP_NAMES.get(key, key)}.pcap"
+    pcaps = key_pcaps or [f"{PCAP_DIR}/dtmf_2833_{_PCAP_NAMES.get(k, k)}.pcap" for k in plan.dtmf]
+    for n, pcap in enumerate(pcaps, start=2):
         text += SCENARIO_KEY.format(pcap=pcap, gap_ms=plan.gap_ms, next=n)
+    if plan.speak_after_ms is not None:
+        text += SCENARIO_SPEAK.format(wait_ms=plan.speak_after_ms, pcap=f"{PCAP_DIR}/g711a.pcap")
     return text + SCENARIO_TAIL.format(hold_ms=plan.hold_ms, **names)
 
 
@@ -161,7 +173,9 @@ async def place_call(
     workdir.mkdir(parents=True, exist_ok=True)
     local_port = free_udp_port()
     name = f"call-{local_port}"
-    (workdir / f"{name}.xml").write_text(scenario(plan))
+    keys = key_files(root / PCAP_DIR.lstrip("/"), plan.dtmf, workdir, name)
+    in_root = [f"{workdir_in_root}/{k.name}" for k in keys]
+    (workdir / f"{name}.xml").write_text(scenario(plan, in_root))
     cmd = [
         "chroot",
         str(root),

@@ -20,6 +20,7 @@ from aiohttp import web
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hotline.appkeys import RECORDINGS
 from hotline.ticketing import codec
 from hotline.ticketing.actions import OFFICE, PayloadError
 from hotline.ticketing.calendar import CalendarError
@@ -219,6 +220,38 @@ async def identity(request: web.Request) -> web.Response:
     return ok({"name": citizen.name, "phone": citizen.phone, "id_number": citizen.id_number})
 
 
+async def list_tasks(request: web.Request) -> web.Response:
+    user = await _user(request)
+    open_only = request.query.get("all") not in ("1", "true")
+    return ok({"tasks": await request.app[SERVICE].tasks(user.actor, open_only)})
+
+
+async def task_done(request: web.Request) -> web.Response:
+    user = await _user(request)
+    raw = request.match_info["task"]
+    if not raw.isdecimal():
+        raise NotFound(f"task {raw}")
+    note = (await _json(request)).get("note", "")
+    if not isinstance(note, str):
+        raise PayloadError("note", "must be a string")
+    await request.app[SERVICE].complete_task(user.actor, int(raw), note)
+    return ok({"task": int(raw), "done": True})
+
+
+async def recording(request: web.Request) -> web.Response:
+    """A voice message as the office hears it (WAV), once fetched from the switch."""
+    user = await _user(request)
+    if user.actor.role not in OFFICE:
+        raise Forbidden("role_forbidden", "voice messages are for the office", "Y-1")
+    try:
+        path = request.app[RECORDINGS].path(request.match_info["name"])
+    except ValueError:
+        raise NotFound(request.match_info["name"]) from None
+    if not path.is_file():
+        raise NotFound(f"recording {request.match_info['name']} (not fetched yet?)")
+    return web.Response(body=path.read_bytes(), content_type="audio/wav")
+
+
 async def me(request: web.Request) -> web.Response:
     user = await _user(request)
     return ok(
@@ -293,6 +326,9 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/v1/tickets/{ref}/actions/{action}", act)
     r.add_post("/api/v1/tickets/{ref}/identity", identity)
     r.add_get("/api/v1/me", me)
+    r.add_get("/api/v1/tasks", list_tasks)
+    r.add_post("/api/v1/tasks/{task}/done", task_done)
+    r.add_get("/api/v1/recordings/{name}", recording)
     r.add_get("/api/v1/openapi.json", openapi)
     r.add_get("/public/tickets", public_list)
     r.add_get("/public/tickets/{number}", public_one)

@@ -129,6 +129,71 @@ def document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/tasks": {
+            "get": {
+                "summary": "The office's open tasks (call back a voice message); ?all=1 for done",
+                "responses": {"200": _ok("tasks", {"type": "object"}), **_errors(401, 403)},
+            }
+        },
+        "/api/v1/tasks/{task}/done": {
+            "post": {
+                "summary": "Mark a task done, with a note",
+                "parameters": [
+                    {"name": "task", "in": "path", "required": True, "schema": {"type": "integer"}}
+                ],
+                "requestBody": {
+                    "required": True,
+                    **_json({"type": "object", "properties": {"note": {"type": "string"}}}),
+                },
+                "responses": {
+                    "200": _ok("done", {"type": "object"}),
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/api/v1/recordings/{name}": {
+            "get": {
+                "summary": "A voice message (audio/wav), for the office",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the recording", "content": {"audio/wav": {}}},
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+        "/api/v1/agents": {
+            "get": {
+                "summary": "Agents logged in, with their extensions",
+                "responses": {"200": _ok("agents", {"type": "object"}), **_errors(401, 403)},
+            }
+        },
+        "/api/v1/agents/me/login": {
+            "post": {
+                "summary": "An agent starts taking calls at an extension",
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["extension"],
+                            "properties": {"extension": {"type": "string"}},
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": _ok("logged in", {"type": "object"}),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/api/v1/agents/me/logout": {
+            "post": {
+                "summary": "An agent stops taking calls",
+                "responses": {"200": _ok("logged out", {"type": "object"}), **_errors(401)},
+            }
+        },
         "/api/v1/me": {
             "get": {
                 "summary": "Who the token belongs to",

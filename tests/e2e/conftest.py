@@ -8,10 +8,13 @@ a fresh PostgreSQL database and stops it afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -65,16 +68,59 @@ def other_instances_running(lab: Lab) -> bool:
     )
 
 
-@pytest.fixture
-def backend(lab_env: dict[str, str], database: str) -> Iterator[Callable[..., Backend]]:
-    """Start ``hotline serve`` against the lab (optionally with a TOML config)."""
-    started: list[Backend] = []
+class LabBackend(Backend):
+    """`hotline serve` wired to the lab (FastAGI, ARI), with helpers for the office's setup."""
 
-    def start(config: Path | None = None) -> Backend:
-        env = {**lab_env, "HOTLINE_DATABASE_URL": database}
+    def cli(self, *args: str) -> str:
+        out = hotline(*args, env=self.env)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def user(self, name: str, role: str, unit: str = "") -> str:
+        """A new user's bearer token."""
+        extra = ["--unit", unit] if unit else []
+        return self.cli("users", "add", "--name", name, "--role", role, *extra).splitlines()[-1]
+
+    def api(self, token: str, method: str, path: str, body: object = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            body = resp.read()
+            return (
+                json.loads(body) if resp.headers.get_content_type() == "application/json" else body
+            )
+
+    def agent_on_duty(self) -> str:
+        token = self.user("坐席", "agent")
+        self.api(token, "POST", "/api/v1/agents/me/login", {"extension": "8001"})
+        return token
+
+
+@pytest.fixture
+def backend(
+    lab: Lab, lab_env: dict[str, str], database: str, tmp_path: Path
+) -> Iterator[Callable[..., LabBackend]]:
+    """Start ``hotline serve`` against the lab (optionally with a TOML config)."""
+    started: list[LabBackend] = []
+    creds = lab.credentials()
+
+    def start(config: Path | None = None) -> LabBackend:
+        env = {
+            **lab_env,
+            "HOTLINE_DATABASE_URL": database,
+            "HOTLINE_ARI_URL": lab.ari_url,
+            "HOTLINE_ARI_USER": creds.ari_user,
+            "HOTLINE_ARI_PASSWORD": creds.ari_password,
+            "HOTLINE_ARI_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        }
         if config is not None:
             env["HOTLINE_CONFIG"] = str(config)
-        b = Backend(env)
+        b = LabBackend(env)
         b.start()
         started.append(b)
         return b

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from hotline.lab.calls import observe_call
 from hotline.lab.instance import Lab
 from hotline.lab.sipp import CallPlan
-from tests.backend import Backend, hotline
-from tests.e2e.conftest import journal_rows
+from tests.backend import hotline
+from tests.e2e.conftest import LabBackend, journal_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -22,32 +21,32 @@ def caller() -> str:
 
 
 async def test_dtmf_1_reaches_the_backend_and_asterisk_routes_on_its_variable(
-    lab: Lab, backend: Callable[..., Backend], database: str
+    lab: Lab, backend: Callable[..., LabBackend], database: str
 ) -> None:
-    backend()
+    backend().agent_on_duty()
     plan = CallPlan(caller=caller(), dtmf="1")
     seen = await observe_call(lab, plan)
     assert seen.call.ok, seen.call.output
 
-    # The backend saw the call: caller number, script, the digit, the route it set.
+    # The backend saw the call: caller number, script, the digit, where it sent the call.
     (row,) = await journal_rows(database, plan.caller)
     assert (row["caller"], row["script"], row["digits"], row["route"], row["outcome"]) == (
         plan.caller,
         "ivr",
         "1",
-        "consultation",
+        "queue:consultation",
         "routed",
     )
-    # Asterisk acted on HOTLINE_ROUTE: the dialplan jumped to the extension of that route.
-    (routed,) = seen.user_events("HotlineRouted")
-    assert routed["Branch"] == "consultation"
-    assert routed["Uniqueid"] == row["call_id"]  # the same call on both sides
+    # Asterisk acted on the variables: the dialplan went to the queue's hand-off point.
+    (handoff,) = seen.user_events("HotlineHandoff")
+    assert (handoff["Route"], handoff["Type"], handoff["Path"]) == (
+        "queue",
+        "consultation",
+        "menu:1",
+    )
+    assert handoff["Uniqueid"] == row["call_id"]  # the same call on both sides
     assert not seen.user_events("HotlineFallback")
-    assert (
-        "hotline-route",
-        "UserEvent",
-        f"HotlineRouted,Branch: consultation,Uniqueid: {row['call_id']}",
-    ) in seen.dialplan
+    assert ("hotline-route", "Goto", "hotline-queue,s,1") in seen.dialplan
 
 
 async def test_with_the_backend_stopped_the_caller_reaches_the_fallback_path(lab: Lab) -> None:
@@ -57,36 +56,21 @@ async def test_with_the_backend_stopped_the_caller_reaches_the_fallback_path(lab
     assert seen.call.ok, seen.call.output  # answered, never dead air
     (fallback,) = seen.user_events("HotlineFallback")
     assert fallback["Status"] == "FAILURE"  # Asterisk could not reach the backend
-    assert not seen.user_events("HotlineRouted")
+    assert not seen.user_events("HotlineHandoff")
     assert ("hotline-fallback", "Playback", "hotline/fallback") in seen.dialplan
     assert ("hotline-fallback", "Dial", "PJSIP/operator,20") in seen.dialplan
 
 
-async def test_a_route_the_dialplan_does_not_know_falls_back_safely(
-    lab: Lab, backend: Callable[..., Backend], database: str, tmp_path: Path
-) -> None:
-    config = tmp_path / "hotline.toml"
-    config.write_text('[ivr.menu]\n"1" = "nowhere"\n')
-    backend(config)
-    plan = CallPlan(caller=caller(), dtmf="1", hold_ms=3000)
-    seen = await observe_call(lab, plan)
-    assert seen.call.ok, seen.call.output
-    (row,) = await journal_rows(database, plan.caller)
-    assert row["route"] == "nowhere"
-    (fallback,) = seen.user_events("HotlineFallback")
-    assert (fallback["Status"], fallback["Route"]) == ("SUCCESS", "nowhere")
-
-
 def test_lab_call_command_reports_what_asterisk_did(
-    lab: Lab, lab_env: dict[str, str], backend: Callable[..., Backend]
+    lab: Lab, lab_env: dict[str, str], backend: Callable[..., LabBackend]
 ) -> None:
-    backend()
+    backend().agent_on_duty()
     status = hotline("lab", "status", env=lab_env)
     assert status.returncode == 0 and "Asterisk 22" in status.stdout
     out = hotline("lab", "call", "12345", "--dtmf", "2", "--caller", caller(), env=lab_env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SIPp: call succeeded" in out.stdout
-    assert "HotlineRouted {'Branch': 'help'}" in out.stdout
+    assert "HotlineHandoff {'Route': 'queue', 'Type': 'help', 'CallPriority': '0'" in out.stdout
 
 
 async def test_a_caller_copes_when_asterisk_hangs_up_first(lab: Lab) -> None:

@@ -90,7 +90,7 @@ def test_a_call_through_process_agi_sets_the_route_and_is_journaled(database: st
     code, err = p.finish()
     assert code == 0, err
     assert commands[0] == "ANSWER"
-    assert commands[1] == "STREAM FILE hotline/welcome 01234567"
+    assert commands[1] == "STREAM FILE hotline/welcome 0123456789*#"
     sets = [c for c in commands if c.startswith("SET VARIABLE")]
     assert "SET VARIABLE HOTLINE_TYPE help" in sets
     assert sets[-1] == "SET VARIABLE HOTLINE_ROUTE queue"  # last: the dialplan acts on it

@@ -19,9 +19,23 @@ async def test_stream_file_played_through_returns_empty() -> None:
 
 
 async def test_missing_prompt_on_a_live_channel_is_a_command_error() -> None:
-    ch = AGIChannel(ScriptedRunner([("STREAM FILE", "200 result=-1 endpos=0")]))
+    ch = AGIChannel(
+        ScriptedRunner(
+            [("STREAM FILE", "200 result=-1 endpos=0"), ("GET VARIABLE", "200 result=0")]
+        )
+    )
     with pytest.raises(AGICommandError):
         await ch.stream_file("hotline/nope")
+
+
+async def test_minus_one_then_hangup_after_it_is_a_hangup() -> None:
+    # Asterisk answers the interrupted command first; HANGUP comes after the reply
+    runner = ScriptedRunner(
+        [("STREAM FILE", "200 result=-1 endpos=12000"), ("GET VARIABLE", "HANGUP\n200 result=0")]
+    )
+    with pytest.raises(AGIHangup):
+        await AGIChannel(runner).stream_file("hotline/welcome", "1")
+    assert runner.verbs == ["STREAM FILE", "GET VARIABLE"]
 
 
 async def test_minus_one_after_a_hangup_is_a_hangup() -> None:

@@ -96,7 +96,7 @@ async def test_a_dead_channel_is_a_hang_up_and_an_unknown_command_an_error() -> 
     ch, _ = channel([("ANSWER", "511 Command Not Permitted on a dead channel")])
     with pytest.raises(CallerHungUp):
         await ch.answer()
-    ch, _ = channel([("STREAM FILE", "200 result=-1 endpos=0")])
+    ch, _ = channel([("STREAM FILE", "200 result=-1 endpos=0"), ("GET VARIABLE", "200 result=0")])
     with pytest.raises(ChannelError):
         await ch.play(["hotline/missing"])
 

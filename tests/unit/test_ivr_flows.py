@@ -217,3 +217,9 @@ async def test_a_failing_flow_sends_the_caller_to_the_operator(
         handoff, _, call, _ = await run([Press("1")], svc)
     assert handoff.route == "operator" and handoff.extra == {"ivr_error": "1"}
     assert "1700000000.1" in caplog.text and call.error == "flow failed"
+
+
+async def test_a_wrong_key_during_the_welcome_is_the_first_of_the_tries() -> None:
+    handoff, ch, call, _ = await run([Press("9"), Type("9"), Type("9")])
+    assert handoff.route == "operator" and call.digits == "999"
+    assert ch.played().count(prompt("invalid")) == 2  # after the 1st and 2nd; the 3rd ends it

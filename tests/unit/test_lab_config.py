@@ -114,9 +114,12 @@ def test_dialplan_calls_the_backend_and_falls_back_when_it_cannot() -> None:
     assert "HOTLINE_AGI = agi://127.0.0.1:14573/ivr" in dialplan
     assert '$["${AGISTATUS}" != "SUCCESS"]?hotline-fallback,s,1' in dialplan
     assert '$["${HOTLINE_ROUTE}" = ""]?hotline-fallback,s,1' in dialplan
-    for route in ("consultation", "help", "complaint", "suggestion"):
-        assert f"exten => {route},1,UserEvent(HotlineRouted,Branch: {route}," in dialplan
+    for route in ("queue", "utility", "operator", "hangup"):
+        assert f"exten => {route},1," in dialplan
     assert "exten => i,1,Goto(hotline-fallback,s,1)" in dialplan
+    assert "[hotline-queue]" in dialplan and "HotlineHandoff" in dialplan
+    assert "HOTLINE_RECORDING_DIR = /var/lib/hotline-lab/t/spool/recording" in dialplan
+    assert "Stasis(hotline)" in dialplan  # the same IVR over ARI
 
 
 def test_citizen_scenario_plays_one_pcap_per_key_and_is_valid_xml() -> None:

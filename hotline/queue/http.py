@@ -1,0 +1,46 @@
+"""Agents log in and out (until the queue issue brings full agent states)."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from hotline.appkeys import PRESENCE
+from hotline.ticketing.actions import PayloadError
+from hotline.ticketing.http import _json, _user, ok
+from hotline.ticketing.model import Role
+from hotline.ticketing.service import Forbidden
+
+EXTENSION = re.compile(r"\d{3,8}")
+
+
+async def login(request: web.Request) -> web.Response:
+    user = await _user(request)
+    if user.actor.role is not Role.AGENT:
+        raise Forbidden("role_forbidden", "only agents take calls")
+    extension = (await _json(request)).get("extension")
+    if not isinstance(extension, str) or not EXTENSION.fullmatch(extension):
+        raise PayloadError("extension", "is the agent phone's extension, e.g. 8001")
+    await request.app[PRESENCE].login(user.actor.user_id, extension)
+    return ok({"agent": user.actor.user_id, "extension": extension, "logged_in": True})
+
+
+async def logout(request: web.Request) -> web.Response:
+    user = await _user(request)
+    await request.app[PRESENCE].logout(user.actor.user_id)
+    return ok({"agent": user.actor.user_id, "logged_in": False})
+
+
+async def agents(request: web.Request) -> web.Response:
+    user = await _user(request)
+    if user.actor.role in (Role.UNIT_HANDLER, Role.UNIT_LEADER, Role.ADMIN):
+        raise Forbidden("role_forbidden", "the office's agents are the office's business")
+    present = await request.app[PRESENCE].agents()
+    return ok({"agents": [{"agent": a, "extension": e} for a, e in sorted(present.items())]})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/agents/me/login", login)
+    app.router.add_post("/api/v1/agents/me/logout", logout)
+    app.router.add_get("/api/v1/agents", agents)

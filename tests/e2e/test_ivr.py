@@ -1,0 +1,160 @@
+"""The 24-hour IVR on real calls: SIPp keys in the lab, what Asterisk did, what was stored."""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+import wave
+from collections.abc import Callable
+
+import pytest
+
+from hotline.lab.calls import observe_call
+from hotline.lab.instance import Lab
+from hotline.lab.sipp import CallPlan
+from tests.e2e.conftest import LabBackend, journal_rows
+
+pytestmark = pytest.mark.e2e
+
+
+def caller() -> str:
+    return "137" + "".join(random.choice("0123456789") for _ in range(8))
+
+
+def office(b: LabBackend) -> dict[str, str]:
+    """Units with their people, and the office's users; tokens by role."""
+    b.cli("units", "add", "--id", "water", "--name", "市水务局", "--contact", "0510-86001234")
+    tokens = {role: b.user(role, role) for role in ("agent", "dispatcher", "supervisor")}
+    tokens["water_handler"] = b.user("水务经办", "unit_handler", "water")
+    tokens["water_leader"] = b.user("水务领导", "unit_leader", "water")
+    return tokens
+
+
+def open_ticket(b: LabBackend, tokens: dict[str, str], phone: str) -> dict[str, str]:
+    t = b.api(
+        tokens["agent"],
+        "POST",
+        "/api/v1/tickets",
+        {"type": "help", "channel": "phone", "content": "小区停水", "citizen_phone": phone},
+    )
+    return b.api(
+        tokens["dispatcher"],
+        "POST",
+        f"/api/v1/tickets/{t['id']}/actions/assign",
+        {"version": t["version"], "units": ["water"]},
+    )  # type: ignore[no-any-return]
+
+
+async def test_a_utility_emergency_is_handed_on_at_top_priority(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    # rule H-6: 5 = water/power/gas repairs, 2 = power
+    backend().agent_on_duty()
+    plan = CallPlan(caller=caller(), dtmf="52")
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    (handoff,) = seen.user_events("HotlineHandoff")
+    assert (handoff["Route"], handoff["CallPriority"], handoff["Utility"]) == (
+        "utility",
+        "9",
+        "power",
+    )
+    assert handoff["Path"] == "menu:5>utility:power"
+    assert "hotline/utility_menu" in seen.played()
+
+
+async def test_ticket_progress_tells_state_unit_and_due_date_of_a_keyed_number(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    b = backend()
+    tokens = office(b)
+    ticket = open_ticket(b, tokens, "13900000000")
+    b.cli("prompts", "build", "--lab")  # the unit's name becomes a prompt in the lab
+    keys = "6" + ticket["number"].replace("-", "") + "#"
+    plan = CallPlan(caller=caller(), dtmf=keys, hold_ms=30000)
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    played = seen.played()
+    start = played.index("hotline/progress_intro")
+    digits = [f"hotline/digit_{d}" for d in ticket["number"].replace("-", "")]
+    assert played[start + 1 : start + 1 + len(digits)] == digits
+    assert "hotline/state_assigned" in played and "hotline/unit_water" in played
+    assert "hotline/progress_due" in played
+    (row,) = await journal_rows(database, plan.caller)
+    assert "progress:number" in row["steps"] and "progress:told" in row["steps"]
+
+
+async def test_a_voice_message_becomes_a_ticket_with_a_playable_recording(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    b = backend()  # nobody logged in: the caller is offered a message
+    tokens = office(b)
+    # 7 s of speech after the beep, then the caller hangs up, as the prompt asks them to
+    plan = CallPlan(caller=caller(), dtmf="1", speak_after_ms=9500, hold_ms=10000)
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    assert any(c.startswith("RECORD FILE") for c in seen.agi)
+    (row,) = await journal_rows(database, plan.caller)
+    assert "no_agents" in row["steps"] and "voicemail:ticket" in row["steps"]
+    assert row["outcome"] == "hangup"  # and the message kept all the same
+
+    tasks = b.api(tokens["supervisor"], "GET", "/api/v1/tasks")["tasks"]
+    (task,) = [t for t in tasks if t["kind"] == "voicemail_callback"]
+    ticket = b.api(tokens["supervisor"], "GET", f"/api/v1/tickets/{task['ticket']}")
+    assert ticket["channel"] == "phone" and ticket["citizen"]["phone"] == plan.caller
+    (name,) = ticket["recordings"]
+    audio = None
+    for _ in range(40):  # fetched from Asterisk over ARI after the call
+        try:
+            audio = b.api(tokens["supervisor"], "GET", f"/api/v1/recordings/{name}")
+            break
+        except Exception:
+            time.sleep(0.5)
+    assert isinstance(audio, bytes), "the recording never reached the backend"
+    with wave.open(io.BytesIO(audio)) as w:
+        seconds = w.getnframes() / w.getframerate()
+        assert w.getframerate() == 8000 and seconds > 6  # the caller's 7 s of speech
+    # the caller's number stays private for the units (rule Y-1)
+    assert plan.caller not in str(b.api(tokens["water_handler"], "GET", "/api/v1/tickets"))
+
+
+async def test_wrong_keys_three_times_go_to_the_operator(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    backend().agent_on_duty()
+    plan = CallPlan(caller=caller(), dtmf="999", gap_ms=4500, hold_ms=3000)
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    (handoff,) = seen.user_events("HotlineHandoff")
+    assert handoff["Route"] == "operator"
+    assert ("hotline-fallback", "Dial", "PJSIP/operator,20") in seen.dialplan
+    (row,) = await journal_rows(database, plan.caller)
+    assert row["digits"] == "999" and "attempts_exhausted" in row["steps"]
+
+
+async def test_a_hang_up_mid_menu_ends_the_call_cleanly(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    b = backend()
+    plan = CallPlan(caller=caller(), dtmf="", answer_wait_ms=500, hold_ms=1500)
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    (row,) = await journal_rows(database, plan.caller)
+    assert (row["outcome"], row["steps"]) == ("hangup", "answer")  # gone during the welcome
+    assert not seen.user_events("HotlineHandoff") and not seen.user_events("HotlineFallback")
+    assert "Traceback" not in b.output()
+
+
+async def test_a_repeat_caller_carries_its_ticket_to_the_agent(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    b = backend()
+    tokens = office(b)
+    number = caller()
+    ticket = open_ticket(b, tokens, number)
+    b.agent_on_duty()
+    seen = await observe_call(lab, CallPlan(caller=number, dtmf="1"))
+    assert seen.call.ok, seen.call.output
+    (handoff,) = seen.user_events("HotlineHandoff")
+    assert (handoff["Type"], handoff["Ticket"]) == ("consultation", ticket["number"])
