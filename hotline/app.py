@@ -31,16 +31,19 @@ from hotline.appkeys import (
     CALENDAR_UNTIL,
     CLOCK,
     ENGINE,
+    IVR,
     JOURNAL,
     LIVE,
     NODE,
     PRESENCE,
     RECORDINGS,
     SETTINGS,
+    WRITER,
 )
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
-from hotline.ivr.inbound import JournalWriter, scripts
+from hotline.ivr.ari_channel import StasisApp
+from hotline.ivr.inbound import JournalWriter, ivr_config, scripts, stasis_handler
 from hotline.ivr.journal_sql import SqlCallJournal
 from hotline.ivr.services import BackendIvrServices, RecordingFetcher
 from hotline.privacy import mask_phone
@@ -152,16 +155,30 @@ async def _heartbeat(live: LiveCalls, node: str) -> None:
 
 
 async def _ari(app: web.Application) -> AsyncIterator[None]:
-    """ARI, when configured: voice messages are fetched from the switch through it."""
+    """ARI, when configured: voice messages are fetched from the switch through it, and the
+    IVR also runs for calls that enter the Stasis application."""
     ari_settings = app[SETTINGS].ari
     client = None
     if ari_settings.url:
         client = AriClient(ari_settings.url, ari_settings.user, ari_settings.password)
         await client.__aenter__()
     app[RECORDINGS] = RecordingFetcher(client, ari_settings.recordings_dir)
+    app[IVR] = BackendIvrServices(app[tickets_http.SERVICE], app[PRESENCE], app[RECORDINGS])
+    app[WRITER] = JournalWriter(app[JOURNAL])
+    stasis = None
+    if client is not None:
+        handler = stasis_handler(ivr_config(app[SETTINGS]), app[IVR], app[WRITER], app[CLOCK].now)
+        stasis = StasisApp(client, ari_settings.app, handler)
+        listener = asyncio.create_task(stasis.run())
     try:
         yield
     finally:
+        if stasis is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await stasis.close()
+        await app[WRITER].drain()
         await app[RECORDINGS].drain()
         if client is not None:
             await client.close()
@@ -169,11 +186,9 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    writer = JournalWriter(app[JOURNAL])
     services = Services(node=app[NODE], live=app[LIVE])
-    ivr = BackendIvrServices(app[tickets_http.SERVICE], app[PRESENCE], app[RECORDINGS])
     router = Router()
-    for path, handler in scripts(settings, ivr, writer, app[CLOCK].now).items():
+    for path, handler in scripts(settings, app[IVR], app[WRITER], app[CLOCK].now).items():
         router.add(path, tracked(handler, services))
     server = FastAGIServer(
         router,
@@ -186,7 +201,6 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     app[AGI] = server
     yield
     await server.close(settings.server.shutdown_grace)
-    await writer.drain()
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.agi.fastagi import FastAGIServer
 from hotline.clock import Clock
 from hotline.config.settings import Settings
+from hotline.ivr.inbound import JournalWriter
 from hotline.ivr.journal import CallJournal
-from hotline.ivr.services import RecordingFetcher
+from hotline.ivr.services import BackendIvrServices, RecordingFetcher
 from hotline.queue.presence import AgentPresence
 from hotline.state import LiveCalls
 
@@ -23,3 +24,5 @@ NODE = web.AppKey("node", str)
 CALENDAR_UNTIL = web.AppKey("calendar_until", str)  # last day the working calendar knows
 PRESENCE = web.AppKey("presence", AgentPresence)
 RECORDINGS = web.AppKey("recordings", RecordingFetcher)
+IVR = web.AppKey("ivr", BackendIvrServices)
+WRITER = web.AppKey("journal_writer", JournalWriter)

@@ -16,9 +16,10 @@ from hotline.agi.fastagi import AGISession, Handler
 from hotline.config.settings import Settings
 from hotline.ivr import flows
 from hotline.ivr.agi_channel import AgiCallChannel
+from hotline.ivr.ari_channel import AriCallChannel, CallHandler
 from hotline.ivr.flows import IvrConfig, IvrServices
 from hotline.ivr.journal import CallJournal, CallRecord
-from hotline.ivr.port import CallerHungUp
+from hotline.ivr.port import CallChannel, CallerHungUp
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,40 @@ class JournalWriter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+async def journaled(
+    ch: CallChannel,
+    script: str,
+    channel: str,
+    cfg: IvrConfig,
+    services: IvrServices,
+    writer: JournalWriter,
+    now: Callable[[], dt.datetime],
+) -> None:
+    """Run the IVR for one call on any adapter; its journal row says how it went."""
+    call = CallRecord(
+        call_id=ch.call_id,
+        script=script,
+        caller=ch.caller or "unknown",
+        channel=channel,
+        started_at=now(),
+    )
+    try:
+        await flows.inbound(ch, cfg, services, call, now())
+        call.outcome = "routed"
+    except CallerHungUp:
+        call.outcome = "hangup"
+    except asyncio.CancelledError:
+        call.outcome = "cancelled"
+        raise
+    except Exception as exc:
+        call.outcome = "error"
+        call.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        call.ended_at = now()
+        writer.submit(call)
+
+
 def inbound_handler(
     cfg: IvrConfig, services: IvrServices, writer: JournalWriter, now: Callable[[], dt.datetime]
 ) -> Handler:
@@ -55,28 +90,20 @@ def inbound_handler(
 
     async def handle(session: AGISession) -> None:
         env = session.env
-        call = CallRecord(
-            call_id=env.unique_id,
-            script=env.script,
-            caller=env.caller_number,
-            channel=env.channel,
-            started_at=now(),
+        await journaled(
+            AgiCallChannel(session.channel), env.script, env.channel, cfg, services, writer, now
         )
-        try:
-            await flows.inbound(AgiCallChannel(session.channel), cfg, services, call, now())
-            call.outcome = "routed"
-        except CallerHungUp:
-            call.outcome = "hangup"
-        except asyncio.CancelledError:
-            call.outcome = "cancelled"
-            raise
-        except Exception as exc:
-            call.outcome = "error"
-            call.error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            call.ended_at = now()
-            writer.submit(call)
+
+    return handle
+
+
+def stasis_handler(
+    cfg: IvrConfig, services: IvrServices, writer: JournalWriter, now: Callable[[], dt.datetime]
+) -> CallHandler:
+    """The same flows for calls that enter the Stasis application (ARI)."""
+
+    async def handle(call: AriCallChannel) -> None:
+        await journaled(call, "ari", f"ari:{call.id}", cfg, services, writer, now)
 
     return handle
 

@@ -158,3 +158,48 @@ async def test_a_repeat_caller_carries_its_ticket_to_the_agent(
     assert seen.call.ok, seen.call.output
     (handoff,) = seen.user_events("HotlineHandoff")
     assert (handoff["Type"], handoff["Ticket"]) == ("consultation", ticket["number"])
+
+
+async def test_the_same_ivr_over_ari(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    # 12346 sends the call into the backend's Stasis application instead of FastAGI
+    b = backend()
+    b.agent_on_duty()
+    plan = CallPlan(number="12346", caller=caller(), dtmf="52")
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    (handoff,) = seen.user_events("HotlineHandoff")
+    assert (handoff["Route"], handoff["CallPriority"], handoff["Utility"]) == (
+        "utility",
+        "9",
+        "power",
+    )
+    assert ("citizen-inbound", "Stasis", "hotline") in seen.dialplan
+    (row,) = await journal_rows(database, plan.caller)
+    assert (row["script"], row["route"], row["outcome"]) == ("ari", "utility", "routed")
+
+
+async def test_a_voice_message_over_ari_is_recorded_and_fetched(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    b = backend()
+    tokens = office(b)
+    plan = CallPlan(number="12346", caller=caller(), dtmf="7", speak_after_ms=9500, hold_ms=10000)
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    (row,) = await journal_rows(database, plan.caller)
+    assert row["script"] == "ari" and "voicemail:ticket" in row["steps"]
+    (task,) = b.api(tokens["supervisor"], "GET", "/api/v1/tasks")["tasks"]
+    ticket = b.api(tokens["supervisor"], "GET", f"/api/v1/tickets/{task['ticket']}")
+    (name,) = ticket["recordings"]
+    audio = None
+    for _ in range(40):
+        try:
+            audio = b.api(tokens["supervisor"], "GET", f"/api/v1/recordings/{name}")
+            break
+        except Exception:
+            time.sleep(0.5)
+    assert isinstance(audio, bytes)
+    with wave.open(io.BytesIO(audio)) as w:
+        assert w.getnframes() / w.getframerate() > 6

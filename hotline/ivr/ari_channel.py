@@ -1,0 +1,231 @@
+"""`CallChannel` over ARI, and the Stasis application that runs the IVR flows on it.
+
+Theory of operation (after wazo-calld's ``stasis.py``): one WebSocket carries the events of the
+``hotline`` Stasis application. :class:`StasisApp` maps them to calls — a ``StasisStart`` starts
+a flow task with an :class:`AriCallChannel`; every later event of that channel (DTMF, playback
+and recording finished, hang-up, ``StasisEnd``) goes to the channel's own queue, where the
+channel's steps wait for them. Commands are REST calls. When the flow hands the call on, the
+variables are set and the channel continues in the dialplan after ``Stasis()``, which routes it
+exactly as after FastAGI. If the socket drops, it reconnects; calls already in Stasis keep
+their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from hotline.agi.ari import AriClient, AriError
+from hotline.ivr.agi_channel import HANDOFF_VARIABLES
+from hotline.ivr.port import CallerHungUp, ChannelError, Collected, Handoff, Recording, Speech
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+GONE = ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
+
+
+class AriCallChannel(Speech):
+    def __init__(self, ari: AriClient, channel: dict[str, Any]) -> None:
+        self.ari = ari
+        self.id: str = channel["id"]
+        self._caller: str = channel.get("caller", {}).get("number", "")
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.gone = False
+
+    @property
+    def call_id(self) -> str:
+        return self.id
+
+    @property
+    def caller(self) -> str:
+        return self._caller
+
+    # -- plumbing ---------------------------------------------------------------------------
+    async def _rest(self, method: str, path: str, **params: Any) -> Any:
+        if self.gone:
+            raise CallerHungUp("the channel has left")
+        try:
+            return await self.ari.request(method, f"/channels/{self.id}{path}", **params)
+        except AriError as exc:
+            if exc.status == 404:  # the channel is no more
+                self.gone = True
+                raise CallerHungUp(str(exc)) from None
+            raise ChannelError(str(exc)) from None
+
+    async def _next(self, timeout: float | None) -> Event | None:
+        """The channel's next event, None after ``timeout`` seconds; a hang-up raises."""
+        try:
+            event = await asyncio.wait_for(self.events.get(), timeout)
+        except TimeoutError:
+            return None
+        if event.get("type") in GONE:
+            self.gone = True
+            raise CallerHungUp(event["type"])
+        return event
+
+    # -- CallChannel ------------------------------------------------------------------------
+    async def answer(self) -> None:
+        await self._rest("POST", "/answer")
+
+    async def play(self, prompts: Sequence[str], interrupt: str = "") -> str:
+        if not prompts:
+            return ""
+        playback = f"hotline-{uuid.uuid4().hex}"
+        await self._rest(
+            "POST", "/play", playbackId=playback, media=",".join(f"sound:{p}" for p in prompts)
+        )
+        while True:
+            event = await self._next(None)
+            assert event is not None
+            kind = event.get("type")
+            if kind == "PlaybackFinished" and event["playback"]["id"] == playback:
+                if event["playback"].get("state") == "failed":
+                    raise ChannelError(f"cannot play {prompts}")
+                return ""
+            if kind == "ChannelDtmfReceived" and event["digit"] in interrupt:
+                with contextlib.suppress(AriError):
+                    await self.ari.delete(f"/playbacks/{playback}")
+                return str(event["digit"])
+
+    async def collect(
+        self, prompts: Sequence[str], max_digits: int, timeout_ms: int, terminator: str = "#"
+    ) -> Collected:
+        keys = await self.play(prompts, "0123456789*#")
+        while True:
+            if keys.endswith(terminator) and terminator:
+                return Collected(keys[: -len(terminator)], False)
+            if len(keys) >= max_digits:
+                return Collected(keys[:max_digits], False)
+            event = await self._next(timeout_ms / 1000)
+            if event is None:
+                return Collected(keys, True)
+            if event.get("type") == "ChannelDtmfReceived":
+                keys += str(event["digit"])
+
+    async def record(self, name: str, max_seconds: int, silence_seconds: int = 3) -> Recording:
+        started = asyncio.get_running_loop().time()
+        try:
+            await self._rest(
+                "POST",
+                "/record",
+                name=name,
+                format="wav",
+                maxDurationSeconds=max_seconds,
+                maxSilenceSeconds=silence_seconds,
+                beep=True,
+                terminateOn="#",
+                ifExists="overwrite",
+            )
+            while True:
+                event = await self._next(None)
+                assert event is not None
+                kind = event.get("type")
+                if (
+                    kind in ("RecordingFinished", "RecordingFailed")
+                    and event["recording"]["name"] == name
+                ):
+                    if kind == "RecordingFailed":
+                        raise ChannelError(f"recording failed: {event['recording'].get('cause')}")
+                    seconds = float(event["recording"].get("duration") or 0)
+                    return Recording(name, seconds, "silence")
+        except CallerHungUp:
+            seconds = asyncio.get_running_loop().time() - started
+            return Recording(name, seconds, "hangup")  # what was said is kept by Asterisk
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._rest("POST", "/variable", variable=name, value=value)
+
+    async def get_variable(self, name: str) -> str | None:
+        try:
+            reply = await self._rest("GET", "/variable", variable=name)
+        except ChannelError:
+            return None  # ARI answers 404 for a variable that is not set
+        return reply.get("value") if isinstance(reply, dict) else None
+
+    async def transfer(self, handoff: Handoff) -> None:
+        values = {HANDOFF_VARIABLES[k]: str(getattr(handoff, k)) for k in HANDOFF_VARIABLES}
+        values.update({f"HOTLINE_{k.upper()}": v for k, v in handoff.extra.items()})
+        for name, value in values.items():
+            await self.set_variable(name, value)
+        await self._rest("POST", "/continue")  # back to the dialplan, after Stasis()
+
+    async def hangup(self) -> None:
+        await self._rest("DELETE", "")
+
+
+CallHandler = Callable[[AriCallChannel], Awaitable[None]]
+
+
+class StasisApp:
+    """Runs ``handler`` for every channel that enters the Stasis application."""
+
+    def __init__(self, ari: AriClient, app: str, handler: CallHandler) -> None:
+        self.ari = ari
+        self.app = app
+        self.handler = handler
+        self.calls: dict[str, AriCallChannel] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Listen for events until cancelled, reconnecting with a growing pause."""
+        pause = 0.5
+        while True:
+            try:
+                async for event in self.ari.events(self.app):
+                    self.connected.set()
+                    pause = 0.5
+                    self.dispatch(event)
+            except (TimeoutError, AriError, OSError) as exc:
+                log.warning("ARI events: %s; reconnecting in %.1fs", exc, pause)
+            except Exception:
+                log.exception("ARI events failed; reconnecting in %.1fs", pause)
+            self.connected.clear()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+    def dispatch(self, event: Event) -> None:
+        kind = event.get("type")
+        channel = event.get("channel") or {}
+        if kind == "StasisStart":
+            call = AriCallChannel(self.ari, channel)
+            self.calls[call.id] = call
+            task = asyncio.get_running_loop().create_task(self._run(call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        target = channel.get("id") or _owner(event)
+        known = self.calls.get(target or "")
+        if known is not None:
+            known.events.put_nowait(event)
+
+    async def _run(self, call: AriCallChannel) -> None:
+        try:
+            await self.handler(call)
+        except CallerHungUp:
+            log.info("ARI call %s: caller gone", call.id)
+        except Exception:
+            log.exception("ARI call %s failed; back to the dialplan", call.id)
+            with contextlib.suppress(Exception):
+                await call.ari.post(f"/channels/{call.id}/continue")
+        finally:
+            self.calls.pop(call.id, None)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _owner(event: Event) -> str | None:
+    """The channel a playback or recording event belongs to (``channel:<id>`` targets)."""
+    for key in ("playback", "recording"):
+        uri = (event.get(key) or {}).get("target_uri", "")
+        if uri.startswith("channel:"):
+            return str(uri.split(":", 1)[1])
+    return None
