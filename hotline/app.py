@@ -173,11 +173,12 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if stasis is not None:
+        if stasis is not None:  # running calls finish while their events still arrive
+            await stasis.close(app[SETTINGS].server.shutdown_grace)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            await stasis.close()
+        await app[IVR].drain()  # voice messages still being registered, then fetched
         await app[WRITER].drain()
         await app[RECORDINGS].drain()
         if client is not None:

@@ -238,7 +238,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"  Health   {http}/healthz\n"
         f"  Console  {http}/console/   (the agent console will be served here)\n"
         "  Place a citizen call into the lab from another terminal:\n"
-        "      .venv/bin/hotline lab call 12345 --dtmf 1\n"
+        "      .venv/bin/hotline lab call 12345 --dtmf 51   (utility emergency: water, to the "
+        "queue at priority 9)\n"
+        "      .venv/bin/hotline lab call 12345 --dtmf 1    (consultation: with no agent on "
+        "duty the IVR offers a voice message)\n"
+        "  Put an agent on duty, then key 1 reaches the queue's hand-off:\n"
+        "      T=$(.venv/bin/hotline users add --name 坐席 --role agent | tail -1)\n"
+        f'      curl -H "Authorization: Bearer $T" -d \'{{"extension": "8001"}}\' '
+        f"{http}/api/v1/agents/me/login\n"
         "  Watch Asterisk:  .venv/bin/hotline lab logs --follow\n"
         "  Ticketing API:   .venv/bin/hotline units add --id water --name 市水务局\n"
         "                   .venv/bin/hotline users add --name 王 --role dispatcher\n"
@@ -409,7 +416,9 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("number", help="number to dial, e.g. 12345")
     call.add_argument("--dtmf", default="", help="keys to press after the answer (RFC 2833)")
     call.add_argument("--caller", default="", help="caller number (default: random 138…)")
-    call.add_argument("--hold-ms", type=int, default=4000, help="listen after the last key")
+    call.add_argument(
+        "--hold-ms", type=int, default=12000, help="listen after the last key (ms)"
+    )
 
     from hotline.config.settings import RulesSettings
     from hotline.ticketing.sla import Stage, limits

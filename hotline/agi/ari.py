@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -79,11 +79,16 @@ class AriClient:
                 raise AriError(resp.status, _message(await resp.text()))
             return await resp.read()
 
-    async def events(self, app: str) -> AsyncIterator[dict[str, Any]]:
-        """The application's events until the socket closes (the caller reconnects)."""
+    async def events(
+        self, app: str, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The application's events until the socket closes (the caller reconnects).
+        ``on_open`` runs once the socket is up: from then on no event of the app is missed."""
         ws_url = self.url.replace("http", "ws", 1) + "/events"
         params = {"app": app, "api_key": f"{self.user}:{self.password}", "subscribeAll": "false"}
         async with self.session.ws_connect(ws_url, params=params, heartbeat=20) as ws:
+            if on_open is not None:
+                on_open()
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     try:

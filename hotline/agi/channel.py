@@ -123,6 +123,17 @@ class AGIChannel:
         code = response.result_int or 0
         return chr(code) if code > 0 else ""
 
+    async def stream_file_from(
+        self, prompt: str, escape_digits: str, offset: int
+    ) -> tuple[str, int | None]:
+        """Play ``prompt`` from sample ``offset``: (the escape digit pressed or ``""``, the
+        sample where playing stopped — to resume from)."""
+        response = await self._run(
+            "STREAM FILE", prompt, escape_digits, str(offset), extra_time=self.MEDIA_TIME
+        )
+        code = response.result_int or 0
+        return (chr(code) if code > 0 else ""), response.endpos
+
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
         """Play ``prompt`` and collect up to ``max_digits`` DTMF keys."""
         response = await self._run(

@@ -272,6 +272,7 @@ DEFAULT_TEXTS = {
     "progress_due": "预计办结时间为",
     "repeat_offer": "您有正在办理的诉求，查询办理进度请按1，其他服务请按2。",
     "voicemail_saved": "您的留言已收到，我们会尽快给您回电。",
+    "voicemail_empty": "没有听到您的留言。需要帮助请再次拨打幺二三四五。",
     "goodbye": "感谢您的来电，再见。",
     "month": "月",
     "day": "日",

@@ -8,17 +8,27 @@ hand-off sets channel variables for the dialplan, which continues when the AGI s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
 from hotline.agi.protocol import Command
-from hotline.ivr.port import CallerHungUp, ChannelError, Collected, Handoff, Recording, Speech
+from hotline.ivr.port import (
+    CallerHungUp,
+    ChannelError,
+    Collected,
+    Handoff,
+    Recording,
+    Speech,
+    TypeAhead,
+    known_caller,
+)
 
 T = TypeVar("T")
 RECORDING_DIR_VARIABLE = "HOTLINE_RECORDING_DIR"
 DEFAULT_RECORDING_DIR = "/var/spool/asterisk/recording"  # Debian's, for ARI stored recordings
+KEYS = "0123456789*#"
+MAX_TYPE_AHEAD = 32  # keys kept during one prompt; then it plays to the end deaf
 HANDOFF_VARIABLES = {
     "route": "HOTLINE_ROUTE",
     "type": "HOTLINE_TYPE",
@@ -29,7 +39,26 @@ HANDOFF_VARIABLES = {
 }
 
 
-class AgiCallChannel(Speech):
+WAV_RATE = 8000  # samples per second of Asterisk's "wav" format: endpos counts them
+KEPT_SILENCE = 1.0  # a message ended by silence keeps its last second of silence
+
+
+def recorded(data: str, endpos: int | None, max_seconds: int) -> tuple[float, str]:
+    """How long the caller spoke and what ended it, from RECORD FILE's reply.
+
+    Asterisk answers ``(dtmf)``, ``(hangup)`` or — for both the silence that ends a message and
+    the time limit — ``(timeout)``; ``endpos`` is where the file ends. After silence Asterisk
+    cuts the file back to one second past the last sound, so that second is not speech.
+    """
+    seconds = (endpos or 0) / WAV_RATE
+    if data in ("dtmf", "hangup"):
+        return seconds, data
+    if seconds >= max_seconds - 0.5:
+        return seconds, "max"
+    return max(0.0, seconds - KEPT_SILENCE), "silence"
+
+
+class AgiCallChannel(TypeAhead, Speech):
     def __init__(self, agi: AGIChannel) -> None:
         self.agi = agi
 
@@ -39,8 +68,7 @@ class AgiCallChannel(Speech):
 
     @property
     def caller(self) -> str:
-        number = self.agi.env.caller_number
-        return "" if number == "unknown" else number
+        return known_caller(self.agi.env.caller_number)
 
     async def _do(self, coro: Awaitable[T]) -> T:
         try:
@@ -54,20 +82,42 @@ class AgiCallChannel(Speech):
         await self._do(self.agi.answer())
 
     async def play(self, prompts: Sequence[str], interrupt: str = "") -> str:
+        key = self.take_key(interrupt)
+        if key:
+            return key
         for name in prompts:
             key = await self._do(self.agi.stream_file(name, interrupt))
             if key:
                 return key
         return ""
 
+    async def play_through(self, prompts: Sequence[str]) -> None:
+        # Asterisk drops keys pressed during a STREAM FILE that does not listen for them: so
+        # listen, keep the key, and resume the prompt where it stopped.
+        for name in prompts:
+            offset = 0
+            for _ in range(MAX_TYPE_AHEAD):
+                key, endpos = await self._do(self.agi.stream_file_from(name, KEYS, offset))
+                if not key or endpos is None:
+                    break
+                self.typed += key
+                offset = endpos
+            else:
+                await self._do(self.agi.stream_file_from(name, "", offset))
+
     async def collect(
         self, prompts: Sequence[str], max_digits: int, timeout_ms: int, terminator: str = "#"
     ) -> Collected:
-        # every key interrupts the lead-in prompts; the last one plays inside GET DATA
-        *lead, last = list(prompts) or [""]
-        first = await self.play(lead, "0123456789*#")
-        if first == terminator:
-            return Collected("", False)
+        first, complete = self.take_digits(max_digits, terminator)
+        if complete:
+            return Collected(first, False)
+        if not first:  # every key interrupts the lead-in prompts; the last plays in GET DATA
+            *lead, last = list(prompts) or [""]
+            first = await self.play(lead, KEYS)
+            if first == terminator:
+                return Collected("", False)
+        else:  # the caller is already keying: no prompt
+            last = ""
         got = await self._do(
             self.agi.get_data(last or "silence/1", timeout_ms, max_digits - len(first))
         )
@@ -75,7 +125,6 @@ class AgiCallChannel(Speech):
 
     async def record(self, name: str, max_seconds: int, silence_seconds: int = 3) -> Recording:
         folder = await self.get_variable(RECORDING_DIR_VARIABLE) or DEFAULT_RECORDING_DIR
-        started = time.monotonic()
         args = (
             f"{folder.rstrip('/')}/{name}",
             "wav",
@@ -88,12 +137,9 @@ class AgiCallChannel(Speech):
         response = await self._do(
             self.agi.runner.execute(Command("RECORD FILE", args), max_seconds + 30)
         )
-        ended = {"dtmf": "dtmf", "timeout": "max", "hangup": "hangup"}.get(
-            response.data or "", "silence"
-        )
         if response.result == "-1" and response.data != "hangup":
             raise ChannelError(f"RECORD FILE failed: {response.line}")
-        return Recording(name, time.monotonic() - started, ended)
+        return Recording(name, *recorded(response.data or "", response.endpos, max_seconds))
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._do(self.agi.set_variable(name, value))

@@ -6,8 +6,13 @@ a flow task with an :class:`AriCallChannel`; every later event of that channel (
 and recording finished, hang-up, ``StasisEnd``) goes to the channel's own queue, where the
 channel's steps wait for them. Commands are REST calls. When the flow hands the call on, the
 variables are set and the channel continues in the dialplan after ``Stasis()``, which routes it
-exactly as after FastAGI. If the socket drops, it reconnects; calls already in Stasis keep
-their queues.
+exactly as after FastAGI.
+
+Events can be lost: when the socket drops, it reconnects, and every call in Stasis then gets a
+``HotlineResync`` marker in its queue, on which the waiting step asks Asterisk over REST whether
+its channel, playback or recording still exists; a step that hears nothing for
+``WATCHDOG_SECONDS`` does the same. On shutdown, calls get a grace period, then go back to the
+dialplan (its safe path) rather than being left in Stasis.
 """
 
 from __future__ import annotations
@@ -21,19 +26,30 @@ from typing import Any
 
 from hotline.agi.ari import AriClient, AriError
 from hotline.ivr.agi_channel import HANDOFF_VARIABLES
-from hotline.ivr.port import CallerHungUp, ChannelError, Collected, Handoff, Recording, Speech
+from hotline.ivr.port import (
+    CallerHungUp,
+    ChannelError,
+    Collected,
+    Handoff,
+    Recording,
+    Speech,
+    TypeAhead,
+    known_caller,
+)
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 GONE = ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
+RESYNC = "HotlineResync"  # our own marker: events may have been lost, ask Asterisk
+WATCHDOG_SECONDS = 60.0
 
 
-class AriCallChannel(Speech):
+class AriCallChannel(TypeAhead, Speech):
     def __init__(self, ari: AriClient, channel: dict[str, Any]) -> None:
         self.ari = ari
         self.id: str = channel["id"]
-        self._caller: str = channel.get("caller", {}).get("number", "")
+        self._caller = known_caller(channel.get("caller", {}).get("number"))
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.gone = False
 
@@ -58,23 +74,39 @@ class AriCallChannel(Speech):
             raise ChannelError(str(exc)) from None
 
     async def _next(self, timeout: float | None) -> Event | None:
-        """The channel's next event, None after ``timeout`` seconds; a hang-up raises."""
+        """The channel's next event, None after ``timeout`` seconds; a hang-up raises. Without
+        a timeout, a resync marker comes back after ``WATCHDOG_SECONDS`` of quiet."""
         try:
-            event = await asyncio.wait_for(self.events.get(), timeout)
+            event = await asyncio.wait_for(self.events.get(), timeout or WATCHDOG_SECONDS)
         except TimeoutError:
-            return None
+            if timeout is not None:
+                return None
+            event = {"type": RESYNC}
         if event.get("type") in GONE:
             self.gone = True
             raise CallerHungUp(event["type"])
+        if event.get("type") == RESYNC:
+            await self._rest("GET", "")  # a channel that is gone raises CallerHungUp here
         return event
+
+    async def _exists(self, path: str) -> bool:
+        """Whether a playback or live recording is still there (after a resync)."""
+        try:
+            await self.ari.get(path)
+        except AriError as exc:
+            if exc.status == 404:
+                return False
+            raise ChannelError(str(exc)) from None
+        return True
 
     # -- CallChannel ------------------------------------------------------------------------
     async def answer(self) -> None:
         await self._rest("POST", "/answer")
 
     async def play(self, prompts: Sequence[str], interrupt: str = "") -> str:
-        if not prompts:
-            return ""
+        key = self.take_key(interrupt)
+        if key or not prompts:
+            return key
         playback = f"hotline-{uuid.uuid4().hex}"
         await self._rest(
             "POST", "/play", playbackId=playback, media=",".join(f"sound:{p}" for p in prompts)
@@ -87,15 +119,41 @@ class AriCallChannel(Speech):
                 if event["playback"].get("state") == "failed":
                     raise ChannelError(f"cannot play {prompts}")
                 return ""
+            if kind == RESYNC and not await self._exists(f"/playbacks/{playback}"):
+                return ""  # it finished while we were not listening
             if kind == "ChannelDtmfReceived" and event["digit"] in interrupt:
                 with contextlib.suppress(AriError):
                     await self.ari.delete(f"/playbacks/{playback}")
                 return str(event["digit"])
 
+    async def play_through(self, prompts: Sequence[str]) -> None:
+        if not prompts:
+            return
+        playback = f"hotline-{uuid.uuid4().hex}"
+        await self._rest(
+            "POST", "/play", playbackId=playback, media=",".join(f"sound:{p}" for p in prompts)
+        )
+        while True:
+            event = await self._next(None)
+            assert event is not None
+            kind = event.get("type")
+            if kind == "PlaybackFinished" and event["playback"]["id"] == playback:
+                if event["playback"].get("state") == "failed":
+                    raise ChannelError(f"cannot play {prompts}")
+                return
+            if kind == RESYNC and not await self._exists(f"/playbacks/{playback}"):
+                return
+            if kind == "ChannelDtmfReceived":
+                self.typed += str(event["digit"])  # kept for the next step
+
     async def collect(
         self, prompts: Sequence[str], max_digits: int, timeout_ms: int, terminator: str = "#"
     ) -> Collected:
-        keys = await self.play(prompts, "0123456789*#")
+        keys, complete = self.take_digits(max_digits, terminator)
+        if complete:
+            return Collected(keys, False)
+        if not keys:  # the caller has not started keying yet: the prompts first
+            keys = await self.play(prompts, "0123456789*#")
         while True:
             if keys.endswith(terminator) and terminator:
                 return Collected(keys[: -len(terminator)], False)
@@ -131,8 +189,11 @@ class AriCallChannel(Speech):
                 ):
                     if kind == "RecordingFailed":
                         raise ChannelError(f"recording failed: {event['recording'].get('cause')}")
-                    seconds = float(event["recording"].get("duration") or 0)
-                    return Recording(name, seconds, "silence")
+                    return Recording(name, talk_seconds(event["recording"]), "silence")
+                if kind == RESYNC and not await self._exists(f"/recordings/live/{name}"):
+                    # it finished unseen: the time since the beep, less the silence that ended it
+                    elapsed = asyncio.get_running_loop().time() - started
+                    return Recording(name, max(0.0, elapsed - silence_seconds), "silence")
         except CallerHungUp:
             seconds = asyncio.get_running_loop().time() - started
             return Recording(name, seconds, "hangup")  # what was said is kept by Asterisk
@@ -141,10 +202,14 @@ class AriCallChannel(Speech):
         await self._rest("POST", "/variable", variable=name, value=value)
 
     async def get_variable(self, name: str) -> str | None:
+        if self.gone:
+            raise CallerHungUp("the channel has left")
         try:
-            reply = await self._rest("GET", "/variable", variable=name)
-        except ChannelError:
-            return None  # ARI answers 404 for a variable that is not set
+            reply = await self.ari.get(f"/channels/{self.id}/variable", variable=name)
+        except AriError as exc:
+            if exc.status == 404:  # a variable that is not set (a channel that left: next step)
+                return None
+            raise ChannelError(str(exc)) from None
         return reply.get("value") if isinstance(reply, dict) else None
 
     async def transfer(self, handoff: Handoff) -> None:
@@ -156,6 +221,13 @@ class AriCallChannel(Speech):
 
     async def hangup(self) -> None:
         await self._rest("DELETE", "")
+
+
+def talk_seconds(recording: dict[str, Any]) -> float:
+    """How long the caller spoke: ``talking_duration`` (with silence detection on), else the
+    whole ``duration``."""
+    talking = recording.get("talking_duration")
+    return float(talking if talking is not None else recording.get("duration") or 0)
 
 
 CallHandler = Callable[[AriCallChannel], Awaitable[None]]
@@ -177,8 +249,7 @@ class StasisApp:
         pause = 0.5
         while True:
             try:
-                async for event in self.ari.events(self.app):
-                    self.connected.set()
+                async for event in self.ari.events(self.app, self._opened):
                     pause = 0.5
                     self.dispatch(event)
             except (TimeoutError, AriError, OSError) as exc:
@@ -188,6 +259,12 @@ class StasisApp:
             self.connected.clear()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 10.0)
+
+    def _opened(self) -> None:
+        """The socket is (back) up: calls already in Stasis may have missed events."""
+        self.connected.set()
+        for call in self.calls.values():
+            call.events.put_nowait({"type": RESYNC})
 
     def dispatch(self, event: Event) -> None:
         kind = event.get("type")
@@ -209,6 +286,11 @@ class StasisApp:
             await self.handler(call)
         except CallerHungUp:
             log.info("ARI call %s: caller gone", call.id)
+        except asyncio.CancelledError:  # shutting down: the dialplan's safe path takes it
+            log.warning("ARI call %s: stopped by shutdown; back to the dialplan", call.id)
+            with contextlib.suppress(Exception):
+                await call.ari.post(f"/channels/{call.id}/continue")
+            raise
         except Exception:
             log.exception("ARI call %s failed; back to the dialplan", call.id)
             with contextlib.suppress(Exception):
@@ -216,7 +298,11 @@ class StasisApp:
         finally:
             self.calls.pop(call.id, None)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Let running calls finish for up to ``grace`` seconds, then send the rest back to
+        the dialplan."""
+        if self._tasks and grace > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -80,22 +80,32 @@ class ScriptedCall(Speech):
         missing = [p for p in prompts if p in self.missing_prompts]
         if missing:
             raise ChannelError(f"no prompt {missing[0]}")
-        self.log.append(("play", list(prompts)))
+        if not prompts:
+            return ""  # nothing to hear: no time for the caller to do anything
         if not interrupt:
+            self.log.append(("play", list(prompts)))
             if self._hangup_pending():
                 self._next()
                 raise CallerHungUp("hung up during a prompt")
             return ""
         step = self._next()
-        if isinstance(step, HangUp):
-            raise CallerHungUp("hung up during a prompt")
+        key = ""
         if isinstance(step, Press) and step.key in interrupt:
-            return step.key
-        if isinstance(step, Type) and step.keys and step.keys[0] in interrupt:
+            key = step.key
+        elif isinstance(step, Type) and step.keys and step.keys[0] in interrupt:
+            key = step.keys[0]
             if len(step.keys) > 1:
                 self.script.insert(0, Type(step.keys[1:]))
-            return step.keys[0]
-        return ""  # silence, or a key the prompt does not listen for
+        stopped = key or isinstance(step, HangUp)
+        self.log.append(("play", list(prompts[:1] if stopped else prompts)))  # unheard: not logged
+        if isinstance(step, HangUp):
+            raise CallerHungUp("hung up during a prompt")
+        return key  # "" after silence, or a key the prompt does not listen for
+
+    async def play_through(self, prompts: Sequence[str]) -> None:
+        """Heard in full; the caller's next keys stay in the script for the next step (the
+        scripted caller always types ahead)."""
+        await self.play(prompts)
 
     async def collect(
         self, prompts: Sequence[str], max_digits: int, timeout_ms: int, terminator: str = "#"

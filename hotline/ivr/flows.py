@@ -12,6 +12,8 @@ so a hang-up anywhere says how far the caller got. The flows know nothing of AGI
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import zoneinfo
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_TYPES = ("consultation", "help", "complaint", "suggestion")
 UTILITY_PRIORITY = 9  # rule H-6: emergencies first
+MIN_MESSAGE_SECONDS = 1.0  # of speech: less is no message
 KEYS = "0123456789*#"  # any key stops the welcome: a wrong one is explained by the menu
 
 
@@ -73,7 +76,8 @@ class IvrServices(Protocol):
     async def estimated_wait(self, priority: int) -> float: ...
 
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
-        """Register the message as a ticket with a call-back task; returns its number."""
+        """Register the message as a ticket with a call-back task; returns its number, or ""
+        when it could not be registered yet (it is then retried in the background)."""
         ...
 
 
@@ -97,9 +101,21 @@ class Flow:
     async def run(self) -> Handoff:
         await self.ch.answer()
         self.step("answer")
-        mine = await self._open_tickets()
-        key = await self.ch.play([prompt("welcome"), prompt("emergency_notice")], KEYS)  # rule I-6
-        self.step("welcome")
+        # The caller hears the welcome at once; the repeat-caller lookup runs meanwhile (a key
+        # pressed before the first prompt starts would be lost).
+        lookup = asyncio.create_task(self._open_tickets())
+        try:
+            key = await self.ch.play([prompt("welcome")], KEYS)  # a key cuts the welcome short,
+            self.step("welcome")
+            await self.ch.play_through([prompt("emergency_notice")])  # never the notice (I-6)
+            self.step("notice")
+            key = key or await self.ch.play([], KEYS)  # or a key pressed during the notice
+        except BaseException:
+            lookup.cancel()
+            with contextlib.suppress(BaseException):
+                await lookup
+            raise
+        mine = await lookup
         if mine and not key:
             await self._repeat_caller(mine)
         for _ in range(3):  # self-service may bring the caller back to the menu
@@ -111,11 +127,17 @@ class Flow:
         return Handoff("operator", path=self.path, ticket=self.ticket)
 
     async def _open_tickets(self) -> list[TicketInfo]:
-        """A repeat caller: an open ticket in the last N days goes with the call."""
+        """A repeat caller: an open ticket in the last N days goes with the call. The lookup is
+        a courtesy: if it fails, the caller is served as a new one."""
         if not self.ch.caller:
             return []
         since = self.now - dt.timedelta(days=self.cfg.repeat_days)
-        mine = await self.svc.open_tickets(self.ch.caller, since)
+        try:
+            mine = await self.svc.open_tickets(self.ch.caller, since)
+        except Exception:
+            log.warning("call %s: repeat-caller lookup failed", self.ch.call_id, exc_info=True)
+            self.step("lookup_failed")
+            return []
         if mine:
             self.ticket = mine[0].number  # for the agent's screen pop
         return mine
@@ -252,12 +274,16 @@ class Flow:
             )
         finally:
             self.step("recorded")
-        if recording.seconds >= 1:
+        kept = recording.seconds >= MIN_MESSAGE_SECONDS
+        if kept:
             self.ticket = await self.svc.voice_message(self.call, recording, request_type)
-            self.step("voicemail:ticket")
+            self.step("voicemail:ticket" if self.ticket else "voicemail:pending")
+        else:
+            self.step("voicemail:empty")  # nothing said: no ticket, no call-back promised
         if recording.ended_by == "hangup":
             raise CallerHungUp("hung up after the message")
-        await self.ch.play([prompt("voicemail_saved"), prompt("goodbye")])
+        closing = "voicemail_saved" if kept else "voicemail_empty"
+        await self.ch.play([prompt(closing), prompt("goodbye")])
         return Handoff("hangup", path=self.path, ticket=self.ticket)
 
 

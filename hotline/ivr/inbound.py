@@ -62,7 +62,7 @@ async def journaled(
     call = CallRecord(
         call_id=ch.call_id,
         script=script,
-        caller=ch.caller or "unknown",
+        caller=ch.caller,  # "" when withheld
         channel=channel,
         started_at=now(),
     )

@@ -11,9 +11,12 @@ prompt clips (:func:`digits`, :func:`number`), so every adapter says them the sa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+_NUMBER = re.compile(r"\+?\d{3,20}")
 
 
 class CallerHungUp(Exception):
@@ -65,13 +68,20 @@ class CallChannel(Protocol):
     async def answer(self) -> None: ...
 
     async def play(self, prompts: Sequence[str], interrupt: str = "") -> str:
-        """Play the prompts in order; a key in ``interrupt`` stops them and is returned."""
+        """Play the prompts in order; a key in ``interrupt`` stops them and is returned. A key
+        the caller typed ahead (during :meth:`play_through`) is returned at once instead."""
+        ...
+
+    async def play_through(self, prompts: Sequence[str]) -> None:
+        """Play the prompts in full whatever the caller presses; the keys pressed meanwhile are
+        kept for the next :meth:`play` or :meth:`collect` (type-ahead)."""
         ...
 
     async def collect(
         self, prompts: Sequence[str], max_digits: int, timeout_ms: int, terminator: str = "#"
     ) -> Collected:
-        """Play the prompts (any key interrupts) and collect keys."""
+        """Play the prompts (any key interrupts) and collect keys, typed-ahead ones first (the
+        prompts are skipped when the caller has already started keying)."""
         ...
 
     async def record(self, name: str, max_seconds: int, silence_seconds: int = 3) -> Recording:
@@ -93,6 +103,14 @@ class CallChannel(Protocol):
     async def hangup(self) -> None: ...
 
 
+def known_caller(number: str | None) -> str:
+    """The caller's number, or "" when the switch has none: a withheld or unknown caller ID
+    arrives as ``anonymous``, ``unknown``, ``restricted``, ``asterisk`` … and must never be
+    taken for a phone number — it would join strangers' tickets together (rule Y-1)."""
+    value = (number or "").strip()
+    return value if _NUMBER.fullmatch(value) else ""
+
+
 def prompt(name: str) -> str:
     """The sound name of a hotline prompt (they live in a directory of their own)."""
     return f"hotline/{name}"
@@ -108,6 +126,34 @@ def number(n: int) -> list[str]:
     if not 1 <= n <= 31:
         raise ValueError(f"no clip for {n}")
     return [prompt(f"n_{n}")]
+
+
+class TypeAhead:
+    """Keys pressed while a prompt played through, waiting for the next step (mixed into the
+    adapters)."""
+
+    typed: str = ""
+
+    def take_key(self, interrupt: str) -> str:
+        """The first typed-ahead key if the step listens for it ("" otherwise: it is dropped,
+        as a key a prompt does not listen for always is). A prompt that listens for no key
+        leaves the keys for the step after it."""
+        if not self.typed or not interrupt:
+            return ""
+        key, self.typed = self.typed[0], self.typed[1:]
+        return key if key in interrupt else ""
+
+    def take_digits(self, max_digits: int, terminator: str) -> tuple[str, bool]:
+        """Typed-ahead keys for a collection: (keys, complete) — complete when they reach
+        ``max_digits`` or the terminator (which is not returned)."""
+        keys, complete = "", False
+        while self.typed and len(keys) < max_digits:
+            key, self.typed = self.typed[0], self.typed[1:]
+            if terminator and key == terminator:
+                complete = True
+                break
+            keys += key
+        return keys, complete or len(keys) >= max_digits
 
 
 class Speech:

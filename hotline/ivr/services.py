@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hotline.agi.ari import AriClient, AriError, stored_recording
@@ -89,11 +90,17 @@ class RecordingFetcher:
 
 class BackendIvrServices:
     def __init__(
-        self, service: TicketService, presence: AgentPresence, recordings: RecordingFetcher
+        self,
+        service: TicketService,
+        presence: AgentPresence,
+        recordings: RecordingFetcher,
+        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0),
     ) -> None:
         self.service = service
         self.presence = presence
         self.recordings = recordings
+        self.retry_delays = retry_delays
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
         async with UnitOfWork(self.service.engine) as uow:
@@ -121,8 +128,62 @@ class BackendIvrServices:
         return await self.presence.estimated_wait(priority)
 
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
-        ticket = await self.service.register_voice_message(
-            call.call_id, call.caller, recording.name, recording.seconds, TicketType(request_type)
+        """The message becomes a ticket now or, if the database fails, a little later: the
+        registration is retried in the background (it is idempotent on the call id)."""
+
+        async def register() -> str:
+            ticket = await self.service.register_voice_message(
+                call.call_id,
+                call.caller,
+                recording.name,
+                recording.seconds,
+                TicketType(request_type),
+            )
+            self.recordings.fetch_later(recording.name)
+            return ticket.number
+
+        try:
+            return await register()
+        except Exception:
+            log.error(
+                "call %s: voice message %s not registered; retrying in the background",
+                call.call_id,
+                recording.name,
+                exc_info=True,
+            )
+        task = asyncio.get_running_loop().create_task(self._retry(register, call, recording))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ""
+
+    async def _retry(
+        self, register: Callable[[], Awaitable[str]], call: CallRecord, recording: Recording
+    ) -> None:
+        for attempt, delay in enumerate(self.retry_delays, start=1):
+            await asyncio.sleep(delay)
+            try:
+                number = await register()
+            except Exception as exc:
+                log.warning(
+                    "call %s: voice message %s, registration %d/%d failed: %s",
+                    call.call_id,
+                    recording.name,
+                    attempt,
+                    len(self.retry_delays),
+                    type(exc).__name__,
+                )
+                continue
+            log.info(
+                "call %s: voice message %s registered as %s", call.call_id, recording.name, number
+            )
+            return
+        log.error(
+            "call %s: voice message %s was NOT registered; recover it from the switch",
+            call.call_id,
+            recording.name,
         )
-        self.recordings.fetch_later(recording.name)
-        return ticket.number
+
+    async def drain(self) -> None:
+        """Wait for registrations still being retried (shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

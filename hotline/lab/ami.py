@@ -27,8 +27,10 @@ def parse_block(block: str) -> Message:
 
 
 class AMIListener:
-    def __init__(self, host: str, port: int, user: str, secret: str) -> None:
+    def __init__(self, host: str, port: int, user: str, secret: str, events: str = "on") -> None:
+        """``events``: ``on`` for every class, or a list of classes (``user``: UserEvent only)."""
         self.host, self.port, self.user, self.secret = host, port, user, secret
+        self.event_mask = events
         self.events: list[Message] = []
         self._changed = asyncio.Condition()
         self._reader: asyncio.StreamReader | None = None
@@ -42,7 +44,7 @@ class AMIListener:
             raise AMIError(f"not an AMI banner: {banner[:60]!r}")
         self._writer.write(
             f"Action: Login\r\nUsername: {self.user}\r\nSecret: {self.secret}\r\n"
-            "Events: on\r\n\r\n".encode()
+            f"Events: {self.event_mask}\r\n\r\n".encode()
         )
         reply = parse_block(await self._read_block())
         if reply.get("Response") != "Success":

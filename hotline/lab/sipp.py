@@ -128,7 +128,7 @@ class CallPlan:
     dtmf: str = ""
     answer_wait_ms: int = 1500  # after the answer, before the first key
     gap_ms: int = 1200  # after each key
-    hold_ms: int = 4000  # listening after the last key before hanging up
+    hold_ms: int = 12000  # after the last key: the notice (I-6) and the transfer prompt
     speak_after_ms: int | None = None  # after the keys, wait this long, then speak (7 s audio)
 
     def __post_init__(self) -> None:

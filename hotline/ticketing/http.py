@@ -238,18 +238,16 @@ async def task_done(request: web.Request) -> web.Response:
     return ok({"task": int(raw), "done": True})
 
 
-async def recording(request: web.Request) -> web.Response:
-    """A voice message as the office hears it (WAV), once fetched from the switch."""
+async def recording(request: web.Request) -> web.StreamResponse:
+    """A ticket's voice message as the office hears it (WAV), once fetched from the switch."""
     user = await _user(request)
-    if user.actor.role not in OFFICE:
-        raise Forbidden("role_forbidden", "voice messages are for the office", "Y-1")
+    ref, name = request.match_info["ref"], request.match_info["name"]
     try:
-        path = request.app[RECORDINGS].path(request.match_info["name"])
+        path = request.app[RECORDINGS].path(name)
     except ValueError:
-        raise NotFound(request.match_info["name"]) from None
-    if not path.is_file():
-        raise NotFound(f"recording {request.match_info['name']} (not fetched yet?)")
-    return web.Response(body=path.read_bytes(), content_type="audio/wav")
+        raise NotFound(f"recording {name}") from None
+    await request.app[SERVICE].recording_access(user.actor, ref, name, path.is_file)
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 
 async def me(request: web.Request) -> web.Response:
@@ -328,7 +326,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/v1/me", me)
     r.add_get("/api/v1/tasks", list_tasks)
     r.add_post("/api/v1/tasks/{task}/done", task_done)
-    r.add_get("/api/v1/recordings/{name}", recording)
+    r.add_get("/api/v1/tickets/{ref}/recordings/{name}", recording)
     r.add_get("/api/v1/openapi.json", openapi)
     r.add_get("/public/tickets", public_list)
     r.add_get("/public/tickets/{number}", public_one)

@@ -151,11 +151,12 @@ def document() -> dict[str, Any]:
                 },
             }
         },
-        "/api/v1/recordings/{name}": {
+        "/api/v1/tickets/{ref}/recordings/{name}": {
             "get": {
-                "summary": "A voice message (audio/wav), for the office",
+                "summary": "A ticket's voice message (WAV): the office's only, on record (Y-1)",
                 "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
                 ],
                 "responses": {
                     "200": {"description": "the recording", "content": {"audio/wav": {}}},

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,11 @@ class TicketService:
                 channel=Channel.PHONE,
                 citizen=Citizen("", phone, ""),
                 subject="语音留言",
-                content=f"语音留言（{seconds:.0f} 秒），请听录音后回电。",
+                content=(
+                    f"语音留言（{seconds:.0f} 秒），请听录音后回电。"
+                    if phone
+                    else f"语音留言（{seconds:.0f} 秒），来电号码未显示，无法回电；请听录音后处理。"
+                ),
                 upstream_id=upstream,
                 recordings=(recording,),
             )
@@ -359,6 +363,22 @@ class TicketService:
             await self._log_access(uow, actor, ticket, why)
             await uow.commit()
         return ticket.citizen
+
+    async def recording_access(
+        self, actor: Actor, ref: str, name: str, available: Callable[[], bool]
+    ) -> None:
+        """Rule Y-1: a voice message carries the caller's voice and number — the office's
+        only, only as part of its ticket, and every listen is on record."""
+        if actor.role not in OFFICE:
+            raise Forbidden("role_forbidden", "voice messages are for the office", "Y-1")
+        async with UnitOfWork(self.engine) as uow:
+            ticket = await self._load(uow.tickets, ref)
+            if not visible_to(actor, ticket) or name not in ticket.recordings:
+                raise NotFound(f"recording {name} of {ref}")
+            if not available():
+                raise NotFound(f"recording {name} (not fetched from the switch yet)")
+            await self._log_access(uow, actor, ticket, f"voice message {name}")
+            await uow.commit()
 
     async def _log_access(self, uow: UnitOfWork, actor: Actor, ticket: Ticket, why: str) -> None:
         await uow.conn.execute(

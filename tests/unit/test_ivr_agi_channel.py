@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hotline.agi.channel import AGIChannel
-from hotline.agi.testing import ScriptedRunner
+from hotline.agi.testing import DEFAULT_ENV, ScriptedRunner
 from hotline.ivr.agi_channel import AgiCallChannel
 from hotline.ivr.port import CallerHungUp, ChannelError, Handoff
 
@@ -39,23 +39,24 @@ async def test_a_terminator_on_a_lead_prompt_ends_the_collection() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "ended"),
+    ("reply", "ended", "seconds"),
     [
-        ("200 result=35 (dtmf) endpos=40000", "dtmf"),
-        ("200 result=0 (timeout) endpos=960000", "max"),
-        ("200 result=0 endpos=32000", "silence"),
-        ("200 result=-1 (hangup) endpos=16000", "hangup"),
+        ("200 result=35 (dtmf) endpos=40000", "dtmf", 5.0),
+        ("200 result=0 (timeout) endpos=960000", "max", 120.0),
+        # silence: Asterisk cut the file back to 1 s after the last sound
+        ("200 result=0 (timeout) endpos=32000", "silence", 3.0),
+        ("200 result=0 (timeout) endpos=8000", "silence", 0.0),  # the caller said nothing
+        ("200 result=-1 (hangup) endpos=16000", "hangup", 2.0),
     ],
 )
 async def test_record_writes_where_the_dialplan_says_and_reports_how_it_ended(
-    reply: str,
-    ended: str,
+    reply: str, ended: str, seconds: float
 ) -> None:
     ch, runner = channel(
         [("GET VARIABLE", "200 result=1 (/var/lib/lab/spool/recording)"), ("RECORD FILE", reply)]
     )
     got = await ch.record("hotline-vm-1", 120)
-    assert got.ended_by == ended and got.name == "hotline-vm-1"
+    assert (got.ended_by, got.seconds, got.name) == (ended, seconds, "hotline-vm-1")
     assert runner.sent[1].args == (
         "/var/lib/lab/spool/recording/hotline-vm-1",
         "wav",
@@ -68,7 +69,8 @@ async def test_record_writes_where_the_dialplan_says_and_reports_how_it_ended(
 
 
 async def test_a_failed_recording_is_a_channel_error() -> None:
-    ch, _ = channel([("GET VARIABLE", "200 result=0"), ("RECORD FILE", "200 result=-1")])
+    reply = "200 result=-1 (writefile)"  # Asterisk could not open the file
+    ch, _ = channel([("GET VARIABLE", "200 result=0"), ("RECORD FILE", reply)])
     with pytest.raises(ChannelError):
         await ch.record("x", 10)
 
@@ -111,3 +113,81 @@ async def test_numbers_are_spoken_as_clips() -> None:
         "hotline/digit_2",
         "hotline/n_31",
     ]
+
+
+async def test_keys_during_a_played_through_prompt_are_kept_and_it_resumes() -> None:
+    # rule I-6: the notice plays to the end; Asterisk would drop keys it is not listening for,
+    # so the adapter listens, keeps each key and resumes where the prompt stopped
+    ch, runner = channel(
+        [
+            ("STREAM FILE", "200 result=53 endpos=8000"),  # 5 at 1 s
+            ("STREAM FILE", "200 result=50 endpos=12000"),  # 2 half a second later
+            ("STREAM FILE", "200 result=0 endpos=62000"),  # played to the end
+        ]
+    )
+    await ch.play_through(["hotline/emergency_notice"])
+    assert [c.args for c in runner.sent] == [
+        ("hotline/emergency_notice", "0123456789*#", "0"),
+        ("hotline/emergency_notice", "0123456789*#", "8000"),
+        ("hotline/emergency_notice", "0123456789*#", "12000"),
+    ]
+    # the next steps get the keys at once, without playing their prompts
+    assert await ch.play(["hotline/menu"], "0123456789") == "5"
+    got = await ch.collect(["hotline/utility_menu"], 1, 5000)
+    assert (got.digits, got.timed_out) == ("2", False)
+    assert len(runner.sent) == 3
+
+
+async def test_typed_ahead_digits_start_a_longer_collection_without_its_prompt() -> None:
+    ch, runner = channel(
+        [
+            ("STREAM FILE", "200 result=50 endpos=100"),
+            ("STREAM FILE", "200 result=48 endpos=200"),
+            ("STREAM FILE", "200 result=0 endpos=900"),
+            ("GET DATA", "200 result=26 (timeout)"),
+        ]
+    )
+    await ch.play_through(["hotline/emergency_notice"])
+    got = await ch.collect(["hotline/progress_enter"], 20, 5000)
+    assert (got.digits, got.timed_out) == ("2026", True)
+    assert runner.sent[-1].args == ("silence/1", "5000", "18")
+
+
+async def test_a_caller_who_keeps_pressing_cannot_stop_the_notice() -> None:
+    script = [("STREAM FILE", "200 result=49 endpos=10")] * 32
+    script.append(("STREAM FILE", "200 result=0 endpos=9000"))
+    ch, runner = channel(script)
+    await ch.play_through(["hotline/emergency_notice"])
+    assert runner.sent[-1].args == ("hotline/emergency_notice", "", "10")  # deaf to the end
+    assert len(ch.typed) == 32
+
+
+@pytest.mark.parametrize(
+    ("presented", "caller"),
+    [
+        ("13800138000", "13800138000"),
+        ("+8613800138000", "+8613800138000"),
+        ("anonymous", ""),
+        ("unknown", ""),
+        ("Restricted", ""),
+        ("", ""),
+    ],
+)
+def test_a_withheld_caller_id_is_no_number(presented: str, caller: str) -> None:
+    # rule Y-1: "anonymous" must not join every withheld caller's tickets together
+    runner = ScriptedRunner([], {**DEFAULT_ENV, "agi_callerid": presented})
+    assert AgiCallChannel(AGIChannel(runner)).caller == caller
+
+
+async def test_a_prompt_that_listens_for_no_key_leaves_typed_keys_for_the_next_step() -> None:
+    ch, runner = channel(
+        [
+            ("STREAM FILE", "200 result=57 endpos=100"),  # 9 during the notice
+            ("STREAM FILE", "200 result=0 endpos=900"),
+            ("STREAM FILE", "200 result=0 endpos=500"),  # "invalid", deaf to keys
+        ]
+    )
+    await ch.play_through(["hotline/emergency_notice"])
+    assert await ch.play(["hotline/invalid"]) == ""
+    assert runner.sent[-1].args == ("hotline/invalid", "")
+    assert (await ch.collect(["hotline/menu"], 1, 5000)).digits == "9"

@@ -7,19 +7,26 @@ from typing import Any
 
 import pytest
 
-from hotline.ivr.ari_channel import AriCallChannel, StasisApp
+from hotline.agi.ari import AriError
+from hotline.ivr.ari_channel import RESYNC, AriCallChannel, StasisApp, talk_seconds
 from hotline.ivr.port import CallerHungUp, Handoff
 
 
 class RecordingClient:
     """Stands in for AriClient: notes the REST calls (the real one is in the e2e tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, missing: set[str] | None = None) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.missing = missing or set()  # paths Asterisk answers 404 for
 
     async def request(self, method: str, path: str, **params: Any) -> Any:
         self.calls.append((method, path, params))
+        if path in self.missing:
+            raise AriError(404, "not found")
         return {"value": "x"} if method == "GET" else None
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, **params)
 
     async def post(self, path: str, **params: Any) -> Any:
         return await self.request("POST", path, **params)
@@ -104,3 +111,78 @@ async def test_events_go_to_their_call_by_channel_or_playback_target() -> None:
     assert call.events.qsize() == 2 and call.caller == "13800138000"
     gate.set()
     await app.close()
+
+
+async def test_after_a_reconnect_a_playback_that_ended_unseen_ends_the_step() -> None:
+    # the PlaybackFinished event was lost with the socket; Asterisk says the playback is gone
+    client = RecordingClient()
+    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    app = StasisApp(client, "hotline", lambda c: asyncio.sleep(0))  # type: ignore[arg-type]
+    app.calls[ch.id] = ch
+    playing = asyncio.create_task(ch.play(["hotline/welcome"], "1"))
+    await asyncio.sleep(0)
+    playback = client.calls[0][2]["playbackId"]
+    client.missing.add(f"/playbacks/{playback}")
+    app._opened()  # the socket is back
+    assert await asyncio.wait_for(playing, 1) == ""
+    assert ("GET", "/channels/ch-1", {}) in client.calls  # the channel was checked first
+
+
+async def test_after_a_reconnect_a_caller_who_left_unseen_ends_the_flow() -> None:
+    client = RecordingClient({"/channels/ch-1"})
+    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    ch.events.put_nowait({"type": RESYNC})
+    with pytest.raises(CallerHungUp):
+        await asyncio.wait_for(ch.play(["hotline/welcome"], "1"), 1)
+    assert ch.gone
+
+
+async def test_a_variable_that_is_not_set_is_none_not_a_hang_up() -> None:
+    client = RecordingClient({"/channels/ch-1/variable"})
+    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    assert await ch.get_variable("HOTLINE_X") is None
+    assert not ch.gone
+    await ch.answer()  # the call goes on
+
+
+async def test_shutdown_sends_running_calls_back_to_the_dialplan() -> None:
+    client = RecordingClient()
+
+    async def handler(call: AriCallChannel) -> None:
+        await asyncio.Event().wait()  # a flow that never ends by itself
+
+    app = StasisApp(client, "hotline", handler)  # type: ignore[arg-type]
+    app.dispatch({"type": "StasisStart", "channel": CHANNEL, "args": []})
+    await asyncio.sleep(0)
+    await app.close(grace=0.05)
+    assert client.calls[-1][:2] == ("POST", "/channels/ch-1/continue")
+    assert not app.calls
+
+
+def test_a_message_lasts_as_long_as_the_caller_talked() -> None:
+    assert talk_seconds({"duration": 9, "talking_duration": 4, "silence_duration": 5}) == 4
+    assert talk_seconds({"duration": 9, "talking_duration": 0}) == 0  # silent: no message
+    assert talk_seconds({"duration": 7}) == 7
+
+
+async def test_keys_during_a_played_through_prompt_wait_for_the_next_steps() -> None:
+    client = RecordingClient()
+    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    playing = asyncio.create_task(ch.play_through(["hotline/emergency_notice"]))
+    await asyncio.sleep(0)
+    playback = client.calls[0][2]["playbackId"]
+    ch.events.put_nowait(dtmf("5"))
+    ch.events.put_nowait(dtmf("2"))
+    ch.events.put_nowait(
+        {"type": "PlaybackFinished", "playback": {"id": playback, "state": "done"}}
+    )
+    await asyncio.wait_for(playing, 1)
+    assert not any(m == "DELETE" for m, _, _ in client.calls)  # never stopped
+    assert await ch.play(["hotline/menu"], "0123456789") == "5"
+    got = await ch.collect(["hotline/utility_menu"], 1, 5000)
+    assert got.digits == "2" and len(client.calls) == 1  # no prompt played for either
+
+
+def test_a_withheld_caller_id_is_no_number_over_ari_either() -> None:
+    anonymous = {"id": "ch-2", "caller": {"number": "anonymous", "name": ""}}
+    assert AriCallChannel(RecordingClient(), anonymous).caller == ""  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -169,14 +170,71 @@ async def test_a_long_wait_offers_a_message() -> None:
     assert "long_wait" in call.steps and len(svc.messages) == 1
 
 
-async def test_a_silent_message_makes_no_ticket() -> None:
-    handoff, _ch, _, svc = await run([Press("7"), Silence()])
+async def test_a_silent_message_makes_no_ticket_and_promises_no_call_back() -> None:
+    handoff, ch, call, svc = await run([Press("7"), Silence()])
     assert svc.messages == [] and handoff.route == "hangup" and handoff.ticket == ""
+    assert prompt("voicemail_empty") in ch.played()
+    assert prompt("voicemail_saved") not in ch.played() and "voicemail:empty" in call.steps
+
+
+async def test_a_message_under_a_second_of_speech_is_no_message() -> None:
+    _, _, _, svc = await run([Press("7"), Speak(0.5)])
+    assert svc.messages == []
 
 
 async def test_hanging_up_after_speaking_keeps_the_message() -> None:
+    svc = FakeServices()
     with pytest.raises(CallerHungUp):
-        await run([Press("7"), Speak(6, ended_by="hangup")])
+        await run([Press("7"), Speak(6, ended_by="hangup")], svc)
+    assert svc.messages == [("13800138000", "hotline-vm-1700000000-1", 6, "help")]
+
+
+class PendingServices(FakeServices):
+    async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
+        await super().voice_message(call, recording, request_type)
+        return ""  # the database is down: registration goes on in the background
+
+
+async def test_a_message_still_being_registered_is_thanked_for_without_a_ticket() -> None:
+    handoff, ch, call, _ = await run([Press("7"), Speak(9)], PendingServices())
+    assert handoff.ticket == "" and "voicemail:pending" in call.steps
+    assert prompt("voicemail_saved") in ch.played()
+
+
+async def test_the_notice_is_heard_in_full_even_when_a_key_cuts_the_welcome() -> None:
+    # rule I-6: the 110/119/120 notice is for every caller; the key is acted on after it
+    handoff, ch, call, _ = await run([Press("2")])
+    assert ch.played() == [prompt("welcome"), prompt("emergency_notice"), prompt("transfer")]
+    plays = [(op, v) for op, v in ch.log if op == "play"]
+    assert plays[1] == ("play", [prompt("emergency_notice")])
+    assert handoff.type == "help" and call.steps[:3] == ["answer", "welcome", "notice"]
+
+
+async def test_a_failed_repeat_caller_lookup_does_not_cost_the_caller_the_menu(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(FakeServices):
+        async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
+            raise ConnectionError("database unreachable")
+
+    handoff, _, call, _ = await run([Press("1")], Broken())
+    assert (handoff.route, handoff.type, handoff.ticket) == ("queue", "consultation", "")
+    assert "lookup_failed" in call.steps and "13800138000" not in caplog.text
+
+
+async def test_a_withheld_number_is_never_looked_up() -> None:
+    class Counting(FakeServices):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[str] = []
+
+        async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
+            self.asked.append(phone)
+            return [OPEN]
+
+    svc = Counting()
+    handoff, _, _, _ = await run([Press("1")], svc, caller_number="")
+    assert svc.asked == [] and handoff.ticket == ""
 
 
 async def test_a_repeat_caller_hears_its_ticket_first_and_carries_it_to_the_agent() -> None:
@@ -192,6 +250,52 @@ async def test_a_repeat_caller_who_knows_what_to_press_still_carries_the_ticket(
     svc.by_phone["13800138000"] = [OPEN]
     handoff, _, call, _ = await run([Press("1")], svc)
     assert handoff.ticket == OPEN.number and "repeat_caller" not in call.steps
+
+
+class SlowLookup(FakeServices):
+    """The repeat-caller lookup waits until the caller has heard something."""
+
+    def __init__(self, ch: list[ScriptedCall]) -> None:
+        super().__init__()
+        self.by_phone["13800138000"] = [OPEN]
+        self.ch, self.cancelled, self.heard_first = ch, False, False
+
+    async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
+        try:
+            while not self.ch[0].played():
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        self.heard_first = True
+        return await super().open_tickets(phone, since)
+
+
+async def test_the_welcome_starts_while_the_repeat_caller_lookup_runs() -> None:
+    # a key pressed before the first prompt starts would be lost: nothing may delay the welcome
+    holder: list[ScriptedCall] = []
+    svc = SlowLookup(holder)
+    ch = ScriptedCall([Press("1")])
+    holder.append(ch)
+    call = CallRecord("1700000000.1", "ivr", ch.caller, "PJSIP/x", NOW)
+    handoff = await asyncio.wait_for(flows.inbound(ch, CFG, svc, call, NOW), 5)
+    assert svc.heard_first and handoff.ticket == OPEN.number  # the lookup still counts
+
+
+async def test_a_hang_up_during_the_welcome_cancels_the_lookup() -> None:
+    svc = FakeServices()
+
+    async def never(phone: str, since: dt.datetime) -> list[TicketInfo]:
+        await asyncio.Event().wait()
+        return []
+
+    svc.open_tickets = never  # type: ignore[method-assign]
+    ch = ScriptedCall([HangUp()])
+    call = CallRecord("1700000000.1", "ivr", ch.caller, "PJSIP/x", NOW)
+    with pytest.raises(CallerHungUp):
+        await asyncio.wait_for(flows.inbound(ch, CFG, svc, call, NOW), 5)
+    assert call.steps == ["answer"]
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
 
 REACHED = ["answer", "welcome", "menu:6", "progress:number", "progress:told"]
