@@ -2,21 +2,25 @@
 
 Every caller dials 12345 in the lab, presses 1 during the welcome, hears the 110/119/120 notice
 and the transfer prompt and is handed to the queue's entry point (``hotline-queue``), then
-hangs up. For each step of
-concurrency the run offers that many simultaneous callers for a while and counts
+hangs up 14 s after its key (a caller's patience: the notice and transfer prompt take 11 s).
+For each step of concurrency the run offers that many simultaneous callers for a while and
+counts
 
 * SIPp's failed calls (no answer, a lost message, a time-out), and
 * callers that were not handed to the queue as a consultation (the dialplan's
-  ``HotlineHandoff`` user event, seen on AMI; for the backend also its journal rows),
+  ``HotlineHandoff`` user event, seen on AMI; for the backend also its journal rows, with how
+  long the AGI sessions lasted and how far the callers who were not handed on got),
 
-and reads the CPU that the lab's Asterisk, the backend and SIPp used. The knee is the last step
-with zero failures.
+and reads the CPU that the lab's Asterisk, the backend and SIPp used, and how busy the whole
+machine was (PostgreSQL, Redis and the kernel included). The knee is the last step with zero
+failures.
 
 The baseline, at the same step: the same welcome, key and hand-off as a static dialplan menu
 (lab number 12399, no backend), so the ratio shows what running the IVR in the backend costs
 Asterisk. It needs root (the lab) and runs a lab instance ``bench`` on ports of its own.
 
-    sudo .venv/bin/python bench/ivr_load.py [--steps 100,200,400,600,800,900,1000] [--seconds 40]
+    sudo .venv/bin/python bench/ivr_load.py [--steps 200,400,500,600,800,1000] [--seconds 60]
+        [--modes backend,static]
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Step:
     asterisk_cpu: float = 0.0
     backend_cpu: float = 0.0
     sipp_cpu: float = 0.0
+    box_cpu: float = 0.0  # the whole machine, of 100% = every CPU busy
+    lasted: str = ""
 
     @property
     def not_handed_on(self) -> int:
@@ -90,6 +96,14 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def box_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, all CPUs: PostgreSQL, Redis, the kernel."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
 
 
 def write_scenario(lab: Lab, prefix: str) -> str:
@@ -157,17 +171,29 @@ def run_sipp(lab: Lab, folder: str, step: Step, seconds: float) -> None:
     step.sipp_failed = int(last["FailedCall(C)"])
 
 
-async def journal(url: str, prefix: str) -> Counter[str]:
-    """The backend's journal rows of a step, by route and outcome."""
+async def journal(url: str, prefix: str) -> tuple[Counter[str], str]:
+    """The backend's journal rows of a step, by route and outcome, and how long they lasted."""
     engine = create_async_engine(url)
-    query = sa.text("SELECT route, outcome, digits, steps FROM ivr_calls WHERE caller LIKE :p")
+    query = sa.text(
+        "SELECT route, outcome, digits, steps,"
+        " EXTRACT(EPOCH FROM ended_at - started_at) AS seconds"
+        " FROM ivr_calls WHERE caller LIKE :p"
+    )
     async with engine.connect() as conn:
         rows = (await conn.execute(query, {"p": prefix + "%"})).all()
     await engine.dispose()
-    return Counter(
+    counts = Counter(
         f"{r.route} ({r.outcome})" if r.route else f"{r.outcome}, keys {r.digits!r}: {r.steps}"
         for r in rows
     )
+    lasted = sorted(float(r.seconds) for r in rows if r.seconds is not None)
+    summary = (
+        f"AGI sessions lasted p50 {lasted[len(lasted) // 2]:.1f} s, "
+        f"p95 {lasted[int(len(lasted) * 0.95)]:.1f} s, max {lasted[-1]:.1f} s"
+        if lasted
+        else "no AGI sessions"
+    )
+    return counts, summary
 
 
 async def run_step(
@@ -180,8 +206,11 @@ async def run_step(
         "127.0.0.1", lab.lab.ami_port, creds.ami_user, creds.ami_password, events="user"
     ) as ami:
         a0, b0, t0 = cpu_seconds(asterisk), cpu_seconds(backend), time.monotonic()
+        busy0, total0 = box_busy()
         await asyncio.to_thread(run_sipp, lab, folder, step, seconds)
         elapsed = time.monotonic() - t0
+        busy1, total1 = box_busy()
+        step.box_cpu = (busy1 - busy0) / max(1, total1 - total0)
         step.asterisk_cpu = (cpu_seconds(asterisk) - a0) / elapsed
         step.backend_cpu = (cpu_seconds(backend) - b0) / elapsed
         await asyncio.sleep(2)  # the last journal rows and events
@@ -194,7 +223,7 @@ async def run_step(
             and e.get("CallerIDNum", "").startswith(prefix)
         )
     if step.mode == "backend":
-        routes = await journal(database, prefix)
+        routes, step.lasted = await journal(database, prefix)
         handed = [k for k in routes if k.startswith("queue:consultation (")]
         good = sum(routes.pop(k) for k in handed)
         step.handed_on = min(step.handed_on, good)
@@ -205,14 +234,67 @@ def line(step: Step) -> str:
     return (
         f"{step.concurrent:>8} {step.mode:>8} {step.calls:>6} {step.sipp_failed:>9} "
         f"{step.not_handed_on:>10} {step.asterisk_cpu:>12.0%} {step.backend_cpu:>11.0%} "
-        f"{step.sipp_cpu:>8.0%}"
+        f"{step.sipp_cpu:>8.0%} {step.box_cpu:>8.0%}"
     )
+
+
+def report(step: Step) -> None:
+    print(line(step), flush=True)
+    if step.lasted:
+        print(f"{'':>8} {step.lasted}", flush=True)
+    if step.journal_other:
+        print(f"{'':>8} not handed on: {dict(step.journal_other)}", flush=True)
+
+
+async def ladder(
+    lab: Lab, args: argparse.Namespace, steps: list[Step], asterisk: int, backend: int, url: str
+) -> None:
+    """Each step in each mode; a mode that failed is not offered more callers."""
+    failed: set[str] = set()
+    for n in args.steps:
+        for mode in args.modes:
+            if mode in failed:
+                continue
+            step = Step(mode, n)
+            await run_step(lab, step, args.seconds, asterisk, backend, url)
+            report(step)
+            steps.append(step)
+            if step.failures:
+                failed.add(mode)
+        ours, base = (
+            next((s for s in steps if s.concurrent == n and s.mode == m), None) for m in NUMBERS
+        )
+        if ours and base and base.asterisk_cpu:
+            print(
+                f"{'':>8} Asterisk CPU with the backend / static menu: "
+                f"{ours.asterisk_cpu / base.asterisk_cpu:.2f}",
+                flush=True,
+            )
+        if len(failed) == len(args.modes):
+            break
+
+
+def modes(text: str) -> list[str]:
+    chosen = [m for m in text.split(",") if m]
+    unknown = [m for m in chosen if m not in NUMBERS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(NUMBERS)}")
+    return chosen
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", default="100,200,400,600,800,900,1000")
-    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument(
+        "--steps", type=lambda t: [int(x) for x in t.split(",")], default="200,400,500,600,800,1000"
+    )
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--backend-nice",
+        type=int,
+        default=0,
+        help="run the backend at this nice value (e.g. -5: ahead of Asterisk's media threads)",
+    )
+    parser.add_argument("--modes", type=modes, default=",".join(NUMBERS), help="backend,static")
     args = parser.parse_args()
     env = dict(BENCH_ENV)
     hotline("lab", "down", env=env)  # a leftover from an interrupted run
@@ -238,44 +320,23 @@ async def main() -> int:
             urllib.request.urlopen(request, timeout=5).read()
             asterisk_pid = lab.status().pid
             assert asterisk_pid and backend.proc
+            if args.backend_nice:
+                os.setpriority(os.PRIO_PROCESS, backend.proc.pid, args.backend_nice)
             print(
                 f"IVR load: {os.cpu_count()} CPUs; each caller presses 1 during the welcome and "
                 f"is handed to the queue; {args.seconds:.0f} s per step; 'static' is the "
                 "baseline: the same menu in dialplan alone (no backend)"
+                + (f"; backend at nice {args.backend_nice}" if args.backend_nice else "")
             )
             print(
                 f"{'callers':>8} {'IVR':>8} {'calls':>6} {'sipp fail':>9} {'not handed':>10} "
-                f"{'Asterisk CPU':>12} {'backend CPU':>11} {'SIPp CPU':>8}"
+                f"{'Asterisk CPU':>12} {'backend CPU':>11} {'SIPp CPU':>8} {'box busy':>8}"
             )
-            failed: set[str] = set()  # a mode that failed is not offered more callers
-            for n in (int(x) for x in args.steps.split(",")):
-                for mode in NUMBERS:
-                    if mode in failed:
-                        continue
-                    step = Step(mode, n)
-                    await run_step(lab, step, args.seconds, asterisk_pid, backend.proc.pid, url)
-                    print(line(step), flush=True)
-                    if step.journal_other:
-                        print(f"{'':>8} journal: {dict(step.journal_other)}", flush=True)
-                    steps.append(step)
-                    if step.failures:
-                        failed.add(mode)
-                ours, base = (
-                    next((s for s in steps if s.concurrent == n and s.mode == m), None)
-                    for m in NUMBERS
-                )
-                if ours and base and base.asterisk_cpu:
-                    print(
-                        f"{'':>8} Asterisk CPU with the backend / static menu: "
-                        f"{ours.asterisk_cpu / base.asterisk_cpu:.2f}",
-                        flush=True,
-                    )
-                if len(failed) == len(NUMBERS):
-                    break
+            await ladder(lab, args, steps, asterisk_pid, backend.proc.pid, url)
         finally:
             backend.stop()
             hotline("lab", "down", env=env)
-    for mode in NUMBERS:
+    for mode in args.modes:
         good = [s.concurrent for s in steps if s.mode == mode and not s.failures]
         bad = [s.concurrent for s in steps if s.mode == mode and s.failures]
         print(

@@ -416,9 +416,7 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("number", help="number to dial, e.g. 12345")
     call.add_argument("--dtmf", default="", help="keys to press after the answer (RFC 2833)")
     call.add_argument("--caller", default="", help="caller number (default: random 138…)")
-    call.add_argument(
-        "--hold-ms", type=int, default=12000, help="listen after the last key (ms)"
-    )
+    call.add_argument("--hold-ms", type=int, default=12000, help="listen after the last key (ms)")
 
     from hotline.config.settings import RulesSettings
     from hotline.ticketing.sla import Stage, limits

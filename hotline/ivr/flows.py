@@ -39,6 +39,9 @@ REQUEST_TYPES = ("consultation", "help", "complaint", "suggestion")
 UTILITY_PRIORITY = 9  # rule H-6: emergencies first
 MIN_MESSAGE_SECONDS = 1.0  # of speech: less is no message
 KEYS = "0123456789*#"  # any key stops the welcome: a wrong one is explained by the menu
+# The repeat-caller lookup has had the whole welcome and notice; past them it may hold the caller
+# in silence only this long (a starved database or backend), then the caller gets the menu.
+LOOKUP_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class Flow:
     ) -> None:
         self.ch, self.cfg, self.svc, self.call, self.now = ch, cfg, svc, call, now
         self.ticket = ""  # a ticket the agent's screen should pop
+        self.lookup_grace = LOOKUP_GRACE_SECONDS
 
     def step(self, name: str) -> None:
         self.call.step(name)
@@ -115,7 +119,12 @@ class Flow:
             with contextlib.suppress(BaseException):
                 await lookup
             raise
-        mine = await lookup
+        try:
+            mine = await asyncio.wait_for(lookup, self.lookup_grace)
+        except TimeoutError:
+            log.warning("call %s: repeat-caller lookup too slow, menu first", self.ch.call_id)
+            self.step("lookup_slow")
+            mine = []
         if mine and not key:
             await self._repeat_caller(mine)
         for _ in range(3):  # self-service may bring the caller back to the menu

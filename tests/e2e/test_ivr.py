@@ -65,7 +65,7 @@ async def test_a_utility_emergency_is_handed_on_at_top_priority(
     # kept, and the notice went on from where it stopped; so the sub-menu was not needed
     assert seen.played()[:2] == ["hotline/welcome", "hotline/emergency_notice"]
     notice = [c.split() for c in seen.agi if c.startswith("STREAM FILE hotline/emergency_notice")]
-    assert [c[-1] for c in notice][0] == "0" and int(notice[1][-1]) > 0  # resumed
+    assert notice[0][-1] == "0" and int(notice[1][-1]) > 0  # resumed
     assert "hotline/utility_menu" not in seen.played()
 
 

@@ -210,6 +210,29 @@ async def test_the_notice_is_heard_in_full_even_when_a_key_cuts_the_welcome() ->
     assert handoff.type == "help" and call.steps[:3] == ["answer", "welcome", "notice"]
 
 
+async def test_a_lookup_still_running_after_the_notice_holds_the_caller_only_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a starved database must not keep a caller in silence after the notice
+    monkeypatch.setattr(flows, "LOOKUP_GRACE_SECONDS", 0.05)
+    gave_up = asyncio.Event()
+
+    class Stuck(FakeServices):
+        async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                gave_up.set()
+            return await super().open_tickets(phone, since)
+
+    svc = Stuck()
+    svc.by_phone["13800138000"] = [OPEN]  # an open ticket, but it is not found in time
+    handoff, ch, call, _ = await asyncio.wait_for(run([Silence(), Type("1")], svc), 5)
+    assert (handoff.route, handoff.type, handoff.ticket) == ("queue", "consultation", "")
+    assert "lookup_slow" in call.steps and "repeat_caller" not in call.steps
+    assert prompt("repeat_offer") not in ch.played() and gave_up.is_set()
+
+
 async def test_a_failed_repeat_caller_lookup_does_not_cost_the_caller_the_menu(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
