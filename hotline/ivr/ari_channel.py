@@ -107,6 +107,17 @@ class AriCallChannel(TypeAhead, Speech):
         key = self.take_key(interrupt)
         if key or not prompts:
             return key
+        return await self._playback(prompts, interrupt)
+
+    async def play_through(self, prompts: Sequence[str]) -> None:
+        if prompts:
+            await self._playback(prompts, "", keep_keys=True)
+
+    async def _playback(
+        self, prompts: Sequence[str], interrupt: str, keep_keys: bool = False
+    ) -> str:
+        """Play to the end, or until a key in ``interrupt`` (returned). Other keys are dropped,
+        or kept for the next step with ``keep_keys``."""
         playback = f"hotline-{uuid.uuid4().hex}"
         await self._rest(
             "POST", "/play", playbackId=playback, media=",".join(f"sound:{p}" for p in prompts)
@@ -121,30 +132,14 @@ class AriCallChannel(TypeAhead, Speech):
                 return ""
             if kind == RESYNC and not await self._exists(f"/playbacks/{playback}"):
                 return ""  # it finished while we were not listening
-            if kind == "ChannelDtmfReceived" and event["digit"] in interrupt:
-                with contextlib.suppress(AriError):
-                    await self.ari.delete(f"/playbacks/{playback}")
-                return str(event["digit"])
-
-    async def play_through(self, prompts: Sequence[str]) -> None:
-        if not prompts:
-            return
-        playback = f"hotline-{uuid.uuid4().hex}"
-        await self._rest(
-            "POST", "/play", playbackId=playback, media=",".join(f"sound:{p}" for p in prompts)
-        )
-        while True:
-            event = await self._next(None)
-            assert event is not None
-            kind = event.get("type")
-            if kind == "PlaybackFinished" and event["playback"]["id"] == playback:
-                if event["playback"].get("state") == "failed":
-                    raise ChannelError(f"cannot play {prompts}")
-                return
-            if kind == RESYNC and not await self._exists(f"/playbacks/{playback}"):
-                return
             if kind == "ChannelDtmfReceived":
-                self.typed += str(event["digit"])  # kept for the next step
+                digit = str(event["digit"])
+                if digit in interrupt:
+                    with contextlib.suppress(AriError):
+                        await self.ari.delete(f"/playbacks/{playback}")
+                    return digit
+                if keep_keys:
+                    self.typed += digit  # for the next step
 
     async def collect(
         self, prompts: Sequence[str], max_digits: int, timeout_ms: int, terminator: str = "#"

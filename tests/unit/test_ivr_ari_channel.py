@@ -52,6 +52,7 @@ async def test_a_key_stops_the_playback_and_is_returned() -> None:
     assert (method, path) == ("POST", "/channels/ch-1/play")
     assert params["media"] == "sound:hotline/welcome,sound:hotline/menu"
     assert client.calls[1][:2] == ("DELETE", f"/playbacks/{params['playbackId']}")
+    assert ch.take_key("0123456789") == ""  # the ignored key is not typed ahead either
 
 
 async def test_collect_gathers_keys_until_the_terminator() -> None:
