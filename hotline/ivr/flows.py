@@ -92,7 +92,6 @@ class Flow:
     ) -> None:
         self.ch, self.cfg, self.svc, self.call, self.now = ch, cfg, svc, call, now
         self.ticket = ""  # a ticket the agent's screen should pop
-        self.lookup_grace = LOOKUP_GRACE_SECONDS
 
     def step(self, name: str) -> None:
         self.call.step(name)
@@ -120,7 +119,7 @@ class Flow:
                 await lookup
             raise
         try:
-            mine = await asyncio.wait_for(lookup, self.lookup_grace)
+            mine = await asyncio.wait_for(lookup, LOOKUP_GRACE_SECONDS)
         except TimeoutError:
             log.warning("call %s: repeat-caller lookup too slow, menu first", self.ch.call_id)
             self.step("lookup_slow")
