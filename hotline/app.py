@@ -43,6 +43,7 @@ from hotline.appkeys import (
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
 from hotline.ivr.ari_channel import StasisApp
+from hotline.ivr.fallback import FallbackSweeper
 from hotline.ivr.inbound import JournalWriter, ivr_config, scripts, stasis_handler
 from hotline.ivr.journal_sql import SqlCallJournal
 from hotline.ivr.services import BackendIvrServices, RecordingFetcher
@@ -165,14 +166,21 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     app[RECORDINGS] = RecordingFetcher(client, ari_settings.recordings_dir)
     app[IVR] = BackendIvrServices(app[tickets_http.SERVICE], app[PRESENCE], app[RECORDINGS])
     app[WRITER] = JournalWriter(app[JOURNAL])
-    stasis = None
+    stasis = sweeper = None
     if client is not None:
+        sweeper = asyncio.create_task(
+            FallbackSweeper(client, app[tickets_http.SERVICE], ari_settings.recordings_dir).run()
+        )
         handler = stasis_handler(ivr_config(app[SETTINGS]), app[IVR], app[WRITER], app[CLOCK].now)
         stasis = StasisApp(client, ari_settings.app, handler)
         listener = asyncio.create_task(stasis.run())
     try:
         yield
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         if stasis is not None:  # running calls finish while their events still arrive
             await stasis.close(app[SETTINGS].server.shutdown_grace)
             listener.cancel()

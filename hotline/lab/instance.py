@@ -62,10 +62,6 @@ class Lab:
         return self.home / "log" / "console.log"
 
     @property
-    def voice_dir(self) -> Path:
-        return self.home / "spool" / "voice"
-
-    @property
     def ari_url(self) -> str:
         return f"http://127.0.0.1:{self.lab.http_port}/ari"
 
@@ -106,7 +102,7 @@ class Lab:
             raise
 
     def _prepare(self, prompts_dir: Path | None) -> None:
-        for sub in ("etc", "run", "log", "spool/voice", "spool/recording", "lib", "cache", "sipp"):
+        for sub in ("etc", "run", "log", "spool/recording", "lib", "cache", "sipp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         stock = self.root / "etc" / "asterisk"
         for conf in stock.glob("*.conf"):  # sane defaults (indications, features, …) first

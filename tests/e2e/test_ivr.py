@@ -215,3 +215,38 @@ async def test_a_voice_message_over_ari_is_recorded_and_fetched(
     assert isinstance(audio, bytes)
     with wave.open(io.BytesIO(audio)) as w:
         assert w.getnframes() / w.getframerate() > 6
+
+
+async def test_a_message_left_while_the_backend_was_down_becomes_a_ticket_when_it_is_back(
+    lab: Lab, backend: Callable[..., LabBackend], database: str
+) -> None:
+    # Nothing is lost: with the backend unreachable the dialplan's safe path plays the fallback
+    # prompt (5.7 s), rings the operator (20 s), plays the voice-message prompt (8.9 s) and
+    # records; the caller speaks 7 s after the beep.
+    plan = CallPlan(caller=caller(), dtmf="", speak_after_ms=35000, hold_ms=10000)
+    seen = await observe_call(lab, plan)
+    assert seen.call.ok, seen.call.output
+    assert seen.user_events("HotlineFallback") and seen.user_events("HotlineVoicemail")
+    spool = lab.home / "spool" / "recording"
+    (left,) = [p for p in spool.glob("hotline-fb-*.wav") if p.stem.endswith("-c" + plan.caller)]
+
+    b = backend()  # the backend is back: it sweeps the switch at start
+    tokens = office(b)
+    tasks: list[dict[str, object]] = []
+    for _ in range(40):
+        tasks = b.api(tokens["supervisor"], "GET", "/api/v1/tasks")["tasks"]
+        if tasks:
+            break
+        time.sleep(0.5)
+    (task,) = [t for t in tasks if t["kind"] == "voicemail_callback"]
+    ticket = b.api(tokens["supervisor"], "GET", f"/api/v1/tickets/{task['ticket']}")
+    assert ticket["channel"] == "phone" and ticket["citizen"]["phone"] == plan.caller
+    (name,) = ticket["recordings"]
+    assert plan.caller not in name  # rule Y-1: the number stays out of the recording's name
+    audio = b.api(
+        tokens["supervisor"], "GET", f"/api/v1/tickets/{task['ticket']}/recordings/{name}"
+    )
+    with wave.open(io.BytesIO(audio)) as w:
+        assert w.getnframes() / w.getframerate() > 6  # the caller's 7 s of speech
+    assert not left.exists()  # taken off the switch once it was a ticket
+    assert plan.caller not in b.output()  # never logged in clear (Y-1)
