@@ -306,7 +306,12 @@ async def main() -> int:
     steps: list[Step] = []
     async with fresh_database() as url:
         backend = Backend(
-            {**env, "HOTLINE_DATABASE_URL": url, "HOTLINE_SERVER_HTTP_PORT": str(free_port())}
+            {
+                **env,
+                "HOTLINE_DATABASE_URL": url,
+                "HOTLINE_SERVER_HTTP_PORT": str(free_port()),
+                "HOTLINE_SERVER_AGI_SECRET": lab.credentials().agi_secret,
+            }
         ).start()
         try:
             out = hotline("users", "add", "--name", "load", "--role", "agent", env=backend.env)

@@ -309,7 +309,8 @@ async def lookup(count: int, lookups: int) -> None:
             f"(filled in {time.perf_counter() - started:.0f} s), {lookups} lookups each"
         )
         print(f"{'path':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95/raw':>7}")
-        from hotline.ticketing.repository import OPEN_STATES, UnitOfWork
+        from hotline.ticketing.queries import OPEN_STATES
+        from hotline.ticketing.repository import UnitOfWork
 
         numbers = [f"139{random.randrange(phones):08d}" for _ in range(lookups)]
         raw_sql = sa.text(
@@ -324,10 +325,10 @@ async def lookup(count: int, lookups: int) -> None:
 
         async def repo(phone: str) -> None:
             async with UnitOfWork(engine) as uow:
-                await uow.tickets.open_by_phone(phone)
+                await uow.queries.caller_open_summaries(phone)
 
         results = {}
-        for name, fn in (("raw SQL (baseline)", raw), ("repository", repo)):
+        for name, fn in (("raw SQL (baseline)", raw), ("read side", repo)):
             lat = []
             for phone in numbers:
                 t0 = time.perf_counter()

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hotline import db
-from hotline import web as http
+from hotline import bootstrap, db, ops
+from hotline import web as edge
 from hotline.agi.ari import AriClient
 from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
 from hotline.appkeys import (
@@ -44,15 +44,14 @@ from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
 from hotline.ivr.ari_channel import StasisApp
 from hotline.ivr.fallback import FallbackSweeper
-from hotline.ivr.inbound import JournalWriter, ivr_config, scripts, stasis_handler
+from hotline.ivr.inbound import JournalWriter
 from hotline.ivr.journal_sql import SqlCallJournal
-from hotline.ivr.services import BackendIvrServices, RecordingFetcher
 from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
 from hotline.queue.presence import MemoryPresence, RedisPresence
 from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
 from hotline.ticketing import http as tickets_http
-from hotline.ticketing.service import ticket_service
+from hotline.ticketing.users import authenticate
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +102,18 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = db.make_engine(settings.database.url)
     try:
-        service = ticket_service(settings, engine, app[CLOCK])
+        service = bootstrap.ticket_service(settings, engine, app[CLOCK])
         _warn_calendar_end(app, service.sla.calendar.data.years)
         await db.check_migrated(engine)
         app[ENGINE] = engine
         app[JOURNAL] = SqlCallJournal(engine)
         app[tickets_http.TICKETS_ENGINE] = engine
         app[tickets_http.SERVICE] = service
+        app[edge.AUTH] = edge.Authenticator(
+            lambda token: authenticate(engine, token),
+            failures=settings.server.auth_max_failures,
+            window=settings.server.auth_window,
+        )
         yield
     finally:
         await engine.dispose()
@@ -163,15 +167,17 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     if ari_settings.url:
         client = AriClient(ari_settings.url, ari_settings.user, ari_settings.password)
         await client.__aenter__()
-    app[RECORDINGS] = RecordingFetcher(client, ari_settings.recordings_dir)
-    app[IVR] = BackendIvrServices(app[tickets_http.SERVICE], app[PRESENCE], app[RECORDINGS])
+    app[IVR] = bootstrap.ivr_services(
+        app[SETTINGS], app[tickets_http.SERVICE], app[PRESENCE], client
+    )
+    app[RECORDINGS] = app[IVR].recordings
     app[WRITER] = JournalWriter(app[JOURNAL])
     stasis = sweeper = None
     if client is not None:
         sweeper = asyncio.create_task(
             FallbackSweeper(client, app[tickets_http.SERVICE], ari_settings.recordings_dir).run()
         )
-        handler = stasis_handler(ivr_config(app[SETTINGS]), app[IVR], app[WRITER], app[CLOCK].now)
+        handler = bootstrap.stasis_calls(app[SETTINGS], app[IVR], app[WRITER], app[CLOCK])
         stasis = StasisApp(client, ari_settings.app, handler)
         listener = asyncio.create_task(stasis.run())
     try:
@@ -197,7 +203,7 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     services = Services(node=app[NODE], live=app[LIVE])
     router = Router()
-    for path, handler in scripts(settings, app[IVR], app[WRITER], app[CLOCK].now).items():
+    for path, handler in bootstrap.agi_scripts(settings, app[IVR], app[WRITER], app[CLOCK]).items():
         router.add(path, tracked(handler, services))
     server = FastAGIServer(
         router,
@@ -205,6 +211,8 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
         port=settings.server.agi_port,
         idle_timeout=settings.server.agi_idle_timeout,
         max_connections=settings.server.agi_max_connections,
+        allowed_peers=settings.server.agi_allowed_peers,
+        secret=settings.server.agi_secret,
     )
     await server.start()
     app[AGI] = server
@@ -218,7 +226,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[CLOCK] = clock or SystemClock()
     app[NODE] = node_name(settings)
     app.cleanup_ctx.extend([_database, _shared_state, _ari, _fastagi])
-    http.setup(app)
+    edge.setup(app)
+    ops.setup(app)
     tickets_http.setup(app)
     queue_http.setup(app)
     return app

@@ -13,11 +13,12 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hotline.config.settings import Settings, SettingsError, load_settings, unknown_env
+from hotline.errors import NotMigrated
 
 T = TypeVar("T")
 EXIT_FAILED = 1
@@ -46,7 +47,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hotline.app import serve
-    from hotline.db import NotMigrated
+    from hotline.errors import NotMigrated
 
     try:
         asyncio.run(serve(settings))
@@ -234,7 +235,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     print(
         "\n"
         "  12345 hotline backend is starting.\n"
-        f"  FastAGI  agi://{settings.server.agi_host}:{settings.server.agi_port}/ivr\n"
+        f"  FastAGI  agi://{settings.server.agi_host}:{settings.server.agi_port}/ivr?secret=…"
+        "  (the secret: server.agi_secret; the lab's dialplan has it)\n"
         f"  Health   {http}/healthz\n"
         f"  Console  {http}/console/   (the agent console will be served here)\n"
         "  Place a citizen call into the lab from another terminal:\n"
@@ -267,8 +269,9 @@ def cmd_sla(settings: Settings, args: argparse.Namespace) -> int:
     import datetime as dt
     import zoneinfo
 
-    from hotline.ticketing.calendar import CalendarError, WorkingCalendar
-    from hotline.ticketing.sla import SlaEngine, Stage
+    from hotline.bootstrap import sla_engine
+    from hotline.errors import CalendarError
+    from hotline.ticketing.sla import Stage
 
     try:
         start = dt.datetime.fromisoformat(args.start)
@@ -280,10 +283,7 @@ def cmd_sla(settings: Settings, args: argparse.Namespace) -> int:
     if start.tzinfo is None:
         start = start.replace(tzinfo=zoneinfo.ZoneInfo(settings.city.timezone))
     try:
-        calendar = WorkingCalendar.from_settings(
-            settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
-        )
-        due = SlaEngine(calendar, settings.rules).due(Stage(args.stage), start)
+        due = sla_engine(settings).due(Stage(args.stage), start)
     except CalendarError as exc:
         raise CommandError(str(exc)) from None
     print(due.isoformat())
@@ -307,7 +307,7 @@ def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except db.NotMigrated as exc:
+    except NotMigrated as exc:
         raise CommandError(str(exc), EXIT_CONFIG) from None
     except (SQLAlchemyError, OSError) as exc:
         raise CommandError(
@@ -316,7 +316,8 @@ def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def cmd_units(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.ticketing.users import UserError, add_unit, unit_names
+    from hotline.errors import UserError
+    from hotline.ticketing.users import add_unit, unit_names
 
     if args.action == "add":
         try:
@@ -331,8 +332,9 @@ def cmd_units(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.errors import UserError
     from hotline.ticketing.model import Role
-    from hotline.ticketing.users import UserError, add_user, list_users
+    from hotline.ticketing.users import add_user, list_users
 
     if args.action == "list":
         for user_id, name, role, unit, may_unmask in _with_engine(settings, list_users):
@@ -352,7 +354,11 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.ticketing import openapi
+    from hotline.ticketing.transitions import mermaid
 
+    if args.action == "diagram":  # the README's state diagrams, drawn from the table
+        sys.stdout.write(mermaid())
+        return 0
     text = openapi.render()
     if args.write:
         openapi.FILE.write_text(text, encoding="utf-8")
@@ -363,13 +369,23 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _with_lab_ari(settings: Settings) -> Settings:
-    """The lab's ARI for the backend (voice messages, the Stasis IVR), unless set already."""
+    """The lab's ARI for the backend (voice messages, the Stasis IVR) and the secret its
+    dialplan puts in the AGI URL (server.agi_secret), each unless set already."""
     import dataclasses
 
-    if settings.ari.url:
-        return settings
     lab = _lab(settings)
     creds = lab.credentials()
+    if not settings.server.agi_secret:
+        server = dataclasses.replace(settings.server, agi_secret=creds.agi_secret)
+        settings = dataclasses.replace(settings, server=server)
+    elif settings.server.agi_secret != creds.agi_secret:
+        print(
+            f"hotline: warning: server.agi_secret is not the secret lab {settings.lab.instance} "
+            f"puts in its AGI URL ({lab.home / 'credentials.json'}): its calls will be refused",
+            file=sys.stderr,
+        )
+    if settings.ari.url:
+        return settings
     ari = dataclasses.replace(
         settings.ari, url=lab.ari_url, user=creds.ari_user, password=creds.ari_password
     )
@@ -377,12 +393,15 @@ def _with_lab_ari(settings: Settings) -> Settings:
 
 
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.config.settings import shown
+
     for section in fields(settings):
-        values = asdict(getattr(settings, section.name))
+        part = getattr(settings, section.name)
         print(f"[{section.name}]")
-        for key, value in values.items():
-            shown = {k: v for k, v in value.items()} if isinstance(value, dict) else value
-            print(f"{key} = {str(shown) if isinstance(shown, Path) else shown!r}")
+        for f in fields(part):
+            value = shown(f, getattr(part, f.name))
+            value = dict(value) if isinstance(value, dict) else value
+            print(f"{f.name} = {str(value) if isinstance(value, Path) else value!r}")
         print()
     return 0
 
@@ -471,6 +490,7 @@ def parser() -> argparse.ArgumentParser:
     api_sub = api.add_subparsers(dest="action", required=True)
     spec = api_sub.add_parser("openapi", help="print the OpenAPI 3.1 document")
     spec.add_argument("--write", action="store_true", help="refresh the served file")
+    api_sub.add_parser("diagram", help="the ticket and assignment state diagrams (Mermaid)")
 
     cfg = sub.add_parser("config", help="settings")
     cfg.add_argument("action", choices=["show"])

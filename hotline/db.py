@@ -18,6 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from hotline.errors import NotMigrated
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 metadata = sa.MetaData(
     naming_convention={
@@ -39,10 +41,6 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=dt.UTC)
-
-
-class NotMigrated(Exception):
-    """The database is behind the code's migrations."""
 
 
 def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> AsyncEngine:

@@ -13,13 +13,20 @@ import urllib.request
 from pathlib import Path
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
+TEST_ONLY = "HOTLINE_E2E_"  # the test tier's own variables (tests/e2e/conftest.py), not settings
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment with ``env`` over it, without the test-only variables (the
+    CLI would warn that they name no setting)."""
+    return {k: v for k, v in {**os.environ, **env}.items() if not k.startswith(TEST_ONLY)}
 
 
 def hotline(
     *args: str, env: dict[str, str], timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [HOTLINE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+        [HOTLINE, *args], env=child_env(env), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -46,7 +53,7 @@ class Backend:
         assert migrated.returncode == 0, migrated.stderr
         self.proc = subprocess.Popen(
             [HOTLINE, "serve"],
-            env={**os.environ, **self.env},
+            env=child_env(self.env),
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             text=True,

@@ -16,13 +16,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from hotline.errors import AriError
+
 log = logging.getLogger(__name__)
-
-
-class AriError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"ARI {status}: {message}")
-        self.status = status
 
 
 class AriClient:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hotline.agi.protocol import (
-    AGIError,
     Closed,
     Command,
     DeadChannel,
@@ -33,18 +32,9 @@ from hotline.agi.protocol import (
     Trying,
     UsageError,
 )
+from hotline.errors import AGICommandError, AGIError, AGIHangup, AGITimeout
 
-
-class AGIHangup(AGIError):
-    """The channel hung up or the stream closed; no further command will reach the caller."""
-
-
-class AGICommandError(AGIError):
-    """Asterisk refused or failed a command on a live channel."""
-
-
-class AGITimeout(AGIError):
-    """No reply from Asterisk within the idle timeout."""
+__all__ = ["AGICommandError", "AGIError", "AGIHangup", "AGITimeout"]  # re-exported
 
 
 def final_reply(command: Command, event: Event) -> Response | None:

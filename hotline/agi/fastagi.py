@@ -14,16 +14,29 @@ Fail-safe (DESIGN: calls never strand): an unknown script, a malformed peer, a h
 raises, a timeout or the connection cap all end the same way — the socket closes, Asterisk
 returns to the dialplan, and the dialplan takes its safe path because the handler never set
 ``HOTLINE_ROUTE``. Where the channel is still reachable, ``HOTLINE_AGI_ERROR`` names the cause.
+
+Who may talk to us: a FastAGI session can register tickets and call-back tasks, so it is only
+served when (1) the connection comes from an allowed peer (``allowed_peers``: addresses or
+networks; checked when the connection is made, before a byte of it is read) and (2) the AGI
+URL carries the shared secret (``agi://host:port/ivr?secret=…``, i.e. ``agi_network_script``;
+checked once the environment is read, before anything is sent or run). A refused session runs
+nothing and is sent nothing: it is logged at WARNING (peer and reason; never the secret, the
+caller masked), counted in ``refusals`` and closed. Without a secret every session is refused.
+Handlers never see the secret: it is taken out of ``agi_network_script`` and ``agi_request``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from urllib.parse import parse_qsl, quote, urlencode
 
 from hotline.agi.channel import (
     AGIChannel,
@@ -48,15 +61,24 @@ from hotline.privacy import mask_phone
 log = logging.getLogger(__name__)
 
 ERROR_VARIABLE = "HOTLINE_AGI_ERROR"
+SECRET_PARAM = "secret"  # agi://host:port/ivr?secret=…
+DEFAULT_ALLOWED_PEERS = ("127.0.0.0/8", "::1")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Admit = Callable[[object], bool]  # peername -> may it talk to us (logs and counts if not)
 
 
 class AGIStreamProtocol(asyncio.Protocol):
     """One FastAGI connection; implements ``CommandRunner`` for the call's task."""
 
-    def __init__(self, idle_timeout: float) -> None:
+    def __init__(self, idle_timeout: float, admit: Admit | None = None) -> None:
         self.idle_timeout = idle_timeout
         self.connection = AGIConnection()
         self.transport: asyncio.Transport | None = None
+        self._admit = admit
+        self.peer: object = None  # the transport's peername
+        self.refused = False  # not an allowed peer: dropped on connect, nothing read
         self._waiter: asyncio.Future[None] | None = None
         self._env: Environment | None = None
         self._lost = False
@@ -69,8 +91,14 @@ class AGIStreamProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        if self._admit is not None and not self._admit(self.peer):
+            self.refused = True
+            transport.abort()  # connection_lost wakes the call's task, which ends quietly
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         try:
             self.connection.receive_data(data)
         except AGIProtocolError:  # a flood; the call's task sees the error on its next read
@@ -199,8 +227,56 @@ class Router:
         return script.strip("/") in self._routes
 
 
+def parse_peers(peers: str | Iterable[str]) -> tuple[Network, ...]:
+    """``"127.0.0.0/8,::1"`` (or its items) as networks; ValueError on a bad item."""
+    items = peers.split(",") if isinstance(peers, str) else list(peers)
+    return tuple(ipaddress.ip_network(item.strip(), strict=True) for item in items if item.strip())
+
+
+def peer_address(peername: object) -> Address | None:
+    """The IP address of a transport's peername (IPv4-mapped IPv6 as IPv4), or None."""
+    host = peername[0] if isinstance(peername, tuple) and peername else None
+    if not isinstance(host, str):
+        return None
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # no IPv6 zone
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _shown(peername: object) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return f"{peername[0]}:{peername[1]}"
+    return "?"
+
+
+def _without_param(url: str, name: str) -> str:
+    path, sep, query = url.partition("?")
+    if not sep:
+        return url
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    return f"{path}?{urlencode(kept, quote_via=quote)}" if kept else path
+
+
+def without_secret(env: Environment) -> Environment:
+    """The environment as handlers see it: the secret taken out of the AGI URL."""
+    variables = dict(env.variables)
+    for key in ("agi_network_script", "agi_request"):
+        if key in variables:
+            variables[key] = _without_param(variables[key], SECRET_PARAM)
+    return Environment(MappingProxyType(variables))
+
+
 class FastAGIServer:
-    """Accepts Asterisk's FastAGI connections and runs one task per call."""
+    """Accepts Asterisk's FastAGI connections and runs one task per call.
+
+    Only ``allowed_peers`` (IP addresses or networks, a list or a comma-separated string) may
+    connect, and only sessions whose AGI URL carries ``secret`` are served; with no secret
+    (the default) every session is refused.
+    """
 
     def __init__(
         self,
@@ -210,20 +286,30 @@ class FastAGIServer:
         port: int = 4573,
         idle_timeout: float = 30.0,
         max_connections: int = 1000,
+        allowed_peers: str | Iterable[str] = DEFAULT_ALLOWED_PEERS,
+        secret: str = "",
     ) -> None:
         self.router = router
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.allowed_peers = parse_peers(allowed_peers)
+        self._secret = secret.encode()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._calls: set[AGIStreamProtocol] = set()  # every open connection (for the watchdog)
         self._serving = 0  # calls past the cap check
         self._watchdog: asyncio.Task[None] | None = None
         self.accepted = 0  # connections
-        self.refused = 0  # over the cap
+        # sessions refused: over the cap, from a peer not allowed, without the right secret
+        self.refusals = {"busy": 0, "peer": 0, "secret": 0}
         self.completed = 0  # calls served to the end
+
+    @property
+    def refused(self) -> int:
+        """Sessions refused, for every reason (``refusals`` has them by reason)."""
+        return sum(self.refusals.values())
 
     @property
     def active(self) -> int:
@@ -238,15 +324,46 @@ class FastAGIServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._watchdog = asyncio.create_task(self._watch())
         log.info("FastAGI listening on agi://%s:%d", self.host, self.port)
+        if not self._secret:
+            log.error(
+                "FastAGI: no secret set (server.agi_secret, HOTLINE_SERVER_AGI_SECRET): every "
+                "session is refused and calls take the dialplan's safe path; set it and call "
+                "agi://%s:%d/ivr?%s=<the secret> from the dialplan",
+                self.host,
+                self.port,
+                SECRET_PARAM,
+            )
 
     @property
     def connections(self) -> int:
         """Open connections, served or not."""
         return len(self._calls)
 
+    def _admit(self, peername: object) -> bool:
+        """On connect, before anything is read: is the peer allowed? Logs and counts if not."""
+        address = peer_address(peername)
+        if address is not None and any(address in net for net in self.allowed_peers):
+            return True
+        self.refusals["peer"] += 1
+        log.warning(
+            "FastAGI: refused a connection from %s: not an allowed peer (server.agi_allowed_peers)",
+            _shown(peername),
+        )
+        return False
+
+    def _secret_problem(self, env: Environment) -> str | None:
+        if not self._secret:
+            return "no secret is set on this server (server.agi_secret)"
+        given = env.params.get(SECRET_PARAM)
+        if given is None:
+            return "no secret in the AGI URL"
+        if not hmac.compare_digest(given.encode(), self._secret):
+            return "wrong secret in the AGI URL"
+        return None
+
     def _connection(self) -> AGIStreamProtocol:
         self.accepted += 1
-        call = AGIStreamProtocol(self.idle_timeout)
+        call = AGIStreamProtocol(self.idle_timeout, self._admit)
         task = asyncio.get_running_loop().create_task(self._call(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -260,14 +377,29 @@ class FastAGIServer:
         """
         self._calls.add(call)
         try:
+            if call.refused:  # not an allowed peer (logged and counted on connect)
+                return
             try:
                 env = await call.read_environment()
             except AGIError as exc:
-                peer = call.transport.get_extra_info("peername") if call.transport else "?"
-                log.warning("FastAGI: no usable environment from %s: %s", peer, exc)
+                if not call.refused:
+                    peer = _shown(call.peer)
+                    log.warning("FastAGI: no usable environment from %s: %s", peer, exc)
                 return
+            problem = self._secret_problem(env)
+            if problem is not None:  # nothing sent, nothing run
+                self.refusals["secret"] += 1
+                log.warning(
+                    "FastAGI: refused a session from %s (call %r, caller %r): %s",
+                    _shown(call.peer),
+                    env.unique_id,
+                    mask_phone(env.caller_number),  # rule Y-1
+                    problem,
+                )
+                return
+            env = without_secret(env)
             if self._serving >= self.max_connections or self._server is None:
-                self.refused += 1
+                self.refusals["busy"] += 1
                 log.warning(
                     "FastAGI connection cap (%d) reached; call %s goes to the dialplan's safe path",
                     self.max_connections,

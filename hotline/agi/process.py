@@ -20,18 +20,13 @@ limits of pyst2 0.5.1 on Python 3.11 so none of them reaches the caller as dead 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import logging
 import sys
 import threading
-from collections.abc import Sequence
 from types import MappingProxyType
 from typing import IO, Any
 
-from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
-from hotline.agi.fastagi import AGISession, run_safely
 from hotline.agi.protocol import (
     Command,
     Environment,
@@ -40,6 +35,7 @@ from hotline.agi.protocol import (
     _show,
     parse_response,
 )
+from hotline.errors import AGICommandError, AGIHangup
 
 log = logging.getLogger(__name__)
 
@@ -166,78 +162,3 @@ class Pyst2Runner:
             self._hung_up = True
             raise AGIHangup(f"{command.verb}: stream closed")
         raise RemoteProtocolError(f"not an AGI reply: {_show(raw)}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``hotline-agi <script> [args…]``: run one call's script, then exit."""
-    from hotline.config.settings import SettingsError, load_settings
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"hotline-agi: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log.level,
-        stream=sys.stderr,
-        format="hotline-agi %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        runner = Pyst2Runner(script=args[0] if args else "", debug=settings.log.level == "DEBUG")
-    except Exception as exc:  # no environment: not started by Asterisk
-        log.error("no AGI environment on stdin: %s", exc)
-        return 1
-    script = runner.env.script
-    session = AGISession(env=runner.env, channel=AGIChannel(runner))
-    asyncio.run(_run(settings, script, session))
-    return 0
-
-
-JOURNAL_GRACE = 2.0  # seconds the journal may hold the call at the end (Asterisk waits on us)
-
-
-async def _run(settings: Any, script: str, session: AGISession) -> None:
-    from hotline import db
-    from hotline.agi.fastagi import ERROR_VARIABLE
-    from hotline.clock import SystemClock
-    from hotline.ivr.inbound import JournalWriter, scripts
-    from hotline.ivr.journal_sql import SqlCallJournal
-    from hotline.ivr.services import BackendIvrServices, RecordingFetcher
-    from hotline.queue.presence import AssumeAvailable
-    from hotline.ticketing.service import ticket_service
-
-    engine = db.make_engine(settings.database.url, pool_size=1)
-    writer = JournalWriter(SqlCallJournal(engine))
-    # Without a server process, process AGI cannot see who is logged in, nor fetch recordings
-    # after the call (it ends with the call): voice messages stay on the switch.
-    fetcher = RecordingFetcher(None, settings.ari.recordings_dir)
-    try:
-        services = BackendIvrServices(
-            ticket_service(settings, engine, SystemClock()), AssumeAvailable(), fetcher
-        )
-        handler = scripts(settings, services, writer, SystemClock().now).get(script.strip("/"))
-        if handler is None:
-            log.warning("unknown script %r", script)
-            await session.channel.set_variable(ERROR_VARIABLE, "unknown-script")
-            return
-        await run_safely(handler, session)
-        # Asterisk waits for this process before the dialplan goes on: a slow database must
-        # not become silence on the line, so the journal row gets a short grace, then is lost.
-        try:
-            await asyncio.wait_for(writer.drain(), JOURNAL_GRACE)
-        except TimeoutError:
-            log.warning(
-                "call %s: journal row dropped (database slower than %.0fs)",
-                session.call_id,
-                JOURNAL_GRACE,
-            )
-    except Exception as exc:  # the last line of defence: never a traceback at the caller
-        log.warning("call %s ended with %s", session.call_id, exc)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(engine.dispose(), JOURNAL_GRACE)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -33,6 +33,8 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qsl
 
+from hotline.errors import AGIError, AGIProtocolError, LocalProtocolError, RemoteProtocolError
+
 # Asterisk reads a command into a buffer of AGI_BUF_LEN (2048) bytes and splits it into at most
 # MAX_ARGS (128) words; longer lines are cut, so we refuse to send them.
 MAX_COMMAND_BYTES: Final = 2047
@@ -44,20 +46,8 @@ MAX_USAGE_LINES: Final = 256
 MAX_BUFFER_BYTES: Final = 256 * 1024  # Asterisk sends one reply at a time; more is a flood
 
 
-class AGIError(Exception):
-    """Base of every AGI error in hotline (see :mod:`hotline.agi.channel` for the others)."""
-
-
-class AGIProtocolError(AGIError):
-    """Base of every error the protocol core raises."""
-
-
-class RemoteProtocolError(AGIProtocolError):
-    """Asterisk (or whatever is on the other end) sent something that is not AGI."""
-
-
-class LocalProtocolError(AGIProtocolError):
-    """We tried to send something AGI cannot carry, or at the wrong time."""
+# The errors of the core live in the one exception tree (hotline.errors).
+__all__ = ["AGIError", "AGIProtocolError", "LocalProtocolError", "RemoteProtocolError"]
 
 
 class _NeedData:

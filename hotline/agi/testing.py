@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from hotline.agi.channel import AGIHangup, final_reply
+from hotline.agi.channel import final_reply
 from hotline.agi.protocol import NEED_DATA, AGIConnection, Command, Environment, Response
+from hotline.errors import AGIHangup
 
 DEFAULT_ENV = {
     "agi_network": "yes",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -100,10 +101,45 @@ def _has_prompts(v: dict[str, str]) -> str | None:
     )
 
 
-def setting(default: Any, check: Check | None = None, doc: str = "") -> Any:
+def setting(
+    default: Any, check: Check | None = None, doc: str = "", *, secret: bool = False
+) -> Any:
+    """A settings field; a ``secret`` one is never echoed (errors, ``hotline config show``)."""
+    meta = {"check": check, "doc": doc, "secret": secret}
     if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata={"check": check, "doc": doc})
-    return field(default=default, metadata={"check": check, "doc": doc})
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+HIDDEN = "<hidden>"
+
+
+def shown(f: dataclasses.Field[Any], value: Any) -> Any:
+    """The value as messages may show it: a secret only says whether it is set."""
+    if f.metadata.get("secret"):
+        return f"{HIDDEN} (set)" if value else ""
+    return value
+
+
+def _peers(v: str) -> str | None:
+    """A comma-separated list of IP addresses or CIDR networks (host bits unset)."""
+    expected = "a comma-separated list of IP addresses or networks like 127.0.0.0/8,::1"
+    items = [item.strip() for item in v.split(",")]
+    if not all(items):
+        return expected
+    try:
+        for item in items:
+            ipaddress.ip_network(item, strict=True)
+    except ValueError:
+        return expected
+    return None
+
+
+def _agi_secret(v: str) -> str | None:
+    # empty: refuse every session (the server says so at start); otherwise it goes into the
+    # dialplan's AGI URL as it is, so only characters a URL carries unencoded
+    ok = v == "" or re.fullmatch(r"[A-Za-z0-9._~-]{16,256}", v) is not None
+    return None if ok else "16 to 256 characters of A-Z, a-z, 0-9, '.', '_', '~', '-'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +150,24 @@ class ServerSettings:
     agi_port: int = setting(4573, _port)
     agi_idle_timeout: float = setting(30.0, _positive, "seconds without a reply from Asterisk")
     agi_max_connections: int = setting(1000, _positive, "concurrent AGI sessions per node")
+    agi_allowed_peers: str = setting(
+        "127.0.0.0/8,::1", _peers, "IP addresses / networks FastAGI accepts connections from"
+    )
+    agi_secret: str = setting(
+        "",
+        _agi_secret,
+        "the dialplan's agi://…/ivr?secret=…; empty: every session is refused. A secret: set "
+        "it in the environment, not in a file",
+        secret=True,
+    )
     shutdown_grace: float = setting(10.0, _positive, "seconds running calls get on shutdown")
     node_id: str = setting("", doc="name of this backend node; empty: host name and pid")
+    auth_max_failures: int = setting(
+        10, _positive, "failed authentications per source address before it gets 429"
+    )
+    auth_window: float = setting(
+        60.0, _positive, "seconds over which failed authentications are counted"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +184,7 @@ class AriSettings:
 
     url: str = setting("", _url("", "http", "https"), "e.g. http://127.0.0.1:8088/ari; empty: off")
     user: str = setting("")
-    password: str = setting("", doc="secret: set it in the environment, not in a file")
+    password: str = setting("", doc="secret: set it in the environment, not in a file", secret=True)
     app: str = setting("hotline", _name, "the Stasis application name")
     recordings_dir: Path = setting(Path("var/recordings"), doc="voice messages fetched here")
 
@@ -460,13 +512,13 @@ def _build_section(
         try:
             value = _COERCE[hints[f.name]](raw, from_env)
         except ValueError as exc:
-            raise SettingsError(key, source, str(exc), raw) from None
+            raise SettingsError(key, source, str(exc), shown(f, raw)) from None
         if f.name == "texts":  # prompt texts are merged over the defaults
             value = {**DEFAULT_TEXTS, **value}
         check: Check | None = f.metadata.get("check")
         problem = check(value) if check else None
         if problem:
-            raise SettingsError(key, source, problem, raw)
+            raise SettingsError(key, source, problem, shown(f, raw))
         values[f.name] = value
     return cls(**values)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
-from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
+from hotline.agi.channel import AGIChannel
 from hotline.agi.protocol import Command
+from hotline.errors import AGICommandError, AGIHangup
 from hotline.ivr.port import (
     CallerHungUp,
     ChannelError,

@@ -24,7 +24,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from hotline.agi.ari import AriClient, AriError
+from hotline.agi.ari import AriClient
+from hotline.errors import AriError
 from hotline.ivr.agi_channel import HANDOFF_VARIABLES
 from hotline.ivr.port import (
     CallerHungUp,

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hotline.ivr.port import CallerHungUp, ChannelError, Collected, Handoff, Recording, Speech
+from hotline.errors import CallerHungUp, ChannelError
+from hotline.ivr.port import Collected, Handoff, Recording, Speech
 
 
 @dataclass(frozen=True, slots=True)

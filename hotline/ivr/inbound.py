@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from hotline.agi.fastagi import AGISession, Handler
 from hotline.config.settings import Settings
+from hotline.errors import CallerHungUp
 from hotline.ivr import flows
 from hotline.ivr.agi_channel import AgiCallChannel
 from hotline.ivr.ari_channel import AriCallChannel, CallHandler
 from hotline.ivr.flows import IvrConfig, IvrServices
 from hotline.ivr.journal import CallJournal, CallRecord
-from hotline.ivr.port import CallChannel, CallerHungUp
+from hotline.ivr.port import CallChannel
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hotline.errors import CallerHungUp, ChannelError
+
+__all__ = ["CallerHungUp", "ChannelError"]  # re-exported from the exception tree
+
 _NUMBER = re.compile(r"\+?\d{3,20}")
-
-
-class CallerHungUp(Exception):
-    """The caller is gone; the flow ends where it is."""
-
-
-class ChannelError(Exception):
-    """A step failed on a live call (a missing prompt, a refused command)."""
 
 
 @dataclass(frozen=True, slots=True)

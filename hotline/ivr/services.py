@@ -9,15 +9,15 @@ import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from hotline.agi.ari import AriClient, AriError, stored_recording
+from hotline.agi.ari import AriClient, stored_recording
+from hotline.errors import AriError
 from hotline.ivr.flows import TicketInfo
 from hotline.ivr.journal import CallRecord
 from hotline.ivr.port import Recording
 from hotline.queue.presence import AgentPresence
 from hotline.ticketing.model import TicketType
-from hotline.ticketing.repository import OPEN_STATES, NotFound, UnitOfWork
+from hotline.ticketing.repository import UnitOfWork
 from hotline.ticketing.service import TicketService
-from hotline.ticketing.tables import tickets
 from hotline.ticketing.ticket import Ticket
 
 log = logging.getLogger(__name__)
@@ -104,22 +104,13 @@ class BackendIvrServices:
 
     async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
         async with UnitOfWork(self.service.engine) as uow:
-            found = await uow.tickets.load_many(
-                where=[
-                    tickets.c.citizen_phone == phone,
-                    tickets.c.state.in_(OPEN_STATES),
-                    tickets.c.registered_at >= since,
-                ],
-                limit=5,
-            )
+            found = await uow.queries.caller_open_tickets(phone, since, limit=5)
         return [ticket_info(t) for t in found]
 
     async def ticket(self, number: str) -> TicketInfo | None:
         async with UnitOfWork(self.service.engine) as uow:
-            try:
-                return ticket_info(await uow.tickets.get_by_number(number))
-            except NotFound:
-                return None
+            found = await uow.queries.by_number(number)
+        return ticket_info(found) if found is not None else None
 
     async def agents_available(self) -> int:
         return await self.presence.available()

@@ -5,6 +5,10 @@ rendered configuration, run, log, spool and astdb directories, its credentials a
 file, so a test instance and a developer's instance can run side by side on other ports.
 Asterisk runs with ``chroot <root> asterisk -f -C <home>/etc/asterisk.conf`` and is stopped by
 the pid we started; nothing else is ever signalled.
+
+Nothing in a home is for other users: its configuration holds passwords and the AGI secret,
+its recordings and logs are citizens' calls. Directories are 0750, files 0640 (credentials
+0600), and Asterisk runs with umask 027 so what it writes (logs, recordings, astdb) is too.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from hotline.config.settings import Settings
 from hotline.lab import render
@@ -30,6 +37,8 @@ from hotline.lab.root import LabError, ensure_root, module_dir, require_root_use
 
 HOME_IN_ROOT = "/var/lib/hotline-lab"
 SOUNDS_IN_ROOT = "/usr/share/asterisk/sounds/hotline"
+DIR_MODE, FILE_MODE, SECRET_MODE = 0o750, 0o640, 0o600
+ASTERISK_UMASK = 0o027
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +76,14 @@ class Lab:
 
     # -- credentials -------------------------------------------------------------------------
     def credentials(self) -> render.Credentials:
+        """The instance's secrets, generated once; what an older file lacks (the AGI secret,
+        one password per agent phone) is added to it, the ARI/AMI passwords are kept."""
         path = self.home / "credentials.json"
-        if path.exists():
-            return render.Credentials(**json.loads(path.read_text()))
-        creds = render.Credentials(
-            ari_user="hotline",
-            ari_password=secrets.token_urlsafe(16),
-            ami_user="hotline",
-            ami_password=secrets.token_urlsafe(16),
-            agent_password=secrets.token_urlsafe(12),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(creds)))
-        path.chmod(0o600)
+        stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        creds = complete_credentials(stored)
+        if asdict(creds) != stored:
+            self.home.mkdir(parents=True, exist_ok=True)
+            _write(path, json.dumps(asdict(creds)), SECRET_MODE)
         return creds
 
     # -- up ----------------------------------------------------------------------------------
@@ -103,16 +107,18 @@ class Lab:
 
     def _prepare(self, prompts_dir: Path | None) -> None:
         for sub in ("etc", "run", "log", "spool/recording", "lib", "cache", "sipp"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+            (self.home / sub).mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        private(self.home)  # also what an older version left readable
         stock = self.root / "etc" / "asterisk"
         for conf in stock.glob("*.conf"):  # sane defaults (indications, features, …) first
             shutil.copyfile(conf, self.home / "etc" / conf.name)
+            os.chmod(self.home / "etc" / conf.name, FILE_MODE)
         (self.root / "var" / "lib" / "asterisk" / "keys").mkdir(parents=True, exist_ok=True)
         values = render.instance_values(
             self.settings, self.home_in_root, module_dir(self.root), self.credentials()
         )
         for name, text in render.render_all(values).items():
-            (self.home / "etc" / name).write_text(text)
+            _write(self.home / "etc" / name, text, FILE_MODE)
         hosts = self.root / "etc" / "hosts"
         name = socket.gethostname()
         if name not in hosts.read_text().split():
@@ -155,15 +161,17 @@ class Lab:
 
     def _start(self) -> subprocess.Popen[bytes]:
         conf = f"{self.home_in_root}/etc/asterisk.conf"
-        with open(self.console_log, "ab") as out:
+        fd = os.open(self.console_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        with open(fd, "ab") as out:
             proc = subprocess.Popen(
                 ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-C", conf],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=ASTERISK_UMASK,  # its logs, recordings and astdb: not world-readable
             )
-        self.pid_file.write_text(str(proc.pid))
+        _write(self.pid_file, str(proc.pid), FILE_MODE)
         return proc
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> Status:
@@ -254,6 +262,48 @@ class Lab:
             return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
         except OSError:
             return f"(no {path})"
+
+
+def complete_credentials(stored: dict[str, Any]) -> render.Credentials:
+    """``stored`` with every secret it lacks generated (an older file's ``agent_password``,
+    shared by all the agent phones, gives way to one password per phone)."""
+    agents = dict(stored.get("agent_passwords") or {})
+    for ext in render.AGENT_EXTENSIONS:
+        agents.setdefault(str(ext), secrets.token_urlsafe(12))
+    return render.Credentials(
+        ari_user=stored.get("ari_user") or "hotline",
+        ari_password=stored.get("ari_password") or secrets.token_urlsafe(16),
+        ami_user=stored.get("ami_user") or "hotline",
+        ami_password=stored.get("ami_password") or secrets.token_urlsafe(16),
+        agi_secret=stored.get("agi_secret") or secrets.token_urlsafe(24),
+        agent_passwords={k: agents[k] for k in sorted(agents)},
+    )
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to ``path`` with ``mode`` (an existing file gets it too) — atomically, so
+    neither a reader nor a crash sees a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600, ours alone
+    try:
+        with open(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fd, mode)
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def private(home: Path) -> None:
+    """Take group write and everything for others off every directory and file in ``home``."""
+    os.chmod(home, os.stat(home).st_mode & DIR_MODE)
+    for folder, dirs, files in os.walk(home):  # symbolic links are left alone, not followed
+        for name, mask in [(d, DIR_MODE) for d in dirs] + [(f, 0o740) for f in files]:
+            path = os.path.join(folder, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode):
+                os.chmod(path, mode & mask)
 
 
 def _running_pid(pid_file: Path, conf: str) -> int | None:

@@ -20,11 +20,22 @@ UTILITIES = ("water", "power", "gas")
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """An instance's secrets (``<home>/credentials.json``, mode 0600; generated once)."""
+
     ari_user: str
     ari_password: str
     ami_user: str
     ami_password: str
-    agent_password: str
+    agi_secret: str  # the dialplan's agi://…/ivr?secret=…, the backend's server.agi_secret
+    agent_passwords: Mapping[str, str]  # agent extension -> its own SIP digest password
+
+    @property
+    def fallback_key(self) -> str:
+        """The key the dialplan seals the caller's number with in safe-path recording names;
+        derived from the ARI password, so the backend (which has it) can open them."""
+        from hotline.ivr.fallback import fallback_key  # the backend's side of it; heavy imports
+
+        return fallback_key(self.ari_password)
 
 
 def render(template: str, values: Mapping[str, object]) -> str:
@@ -43,13 +54,14 @@ def templates() -> dict[str, str]:
     }
 
 
-def agent_endpoints(password: str) -> str:
+def agent_endpoints(passwords: Mapping[str, str]) -> str:
+    """The agent phones, each with its own password (a missing one is an error)."""
     out = []
     for ext in AGENT_EXTENSIONS:
         out.append(
             f"[{ext}](lab-endpoint)\ncontext = hotline-agents\nauth = {ext}\naors = {ext}\n\n"
             f"[{ext}]\ntype = auth\nauth_type = userpass\nusername = {ext}\n"
-            f"password = {password}\n\n"
+            f"password = {passwords[str(ext)]}\n\n"
             f"[{ext}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n"
         )
     return "\n".join(out)
@@ -86,7 +98,9 @@ def instance_values(
         "ari_password": creds.ari_password,
         "ami_user": creds.ami_user,
         "ami_password": creds.ami_password,
-        "agent_endpoints": agent_endpoints(creds.agent_password),
+        "agi_secret": creds.agi_secret,
+        "fallback_key": creds.fallback_key,
+        "agent_endpoints": agent_endpoints(creds.agent_passwords),
         "utility_endpoints": utility_endpoints(lab.sip_port),
         "ari_app": settings.ari.app,
     }

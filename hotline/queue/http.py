@@ -7,19 +7,18 @@ import re
 from aiohttp import web
 
 from hotline.appkeys import PRESENCE
-from hotline.ticketing.actions import PayloadError
-from hotline.ticketing.http import _json, _user, ok
+from hotline.errors import Forbidden, PayloadError
 from hotline.ticketing.model import Role
-from hotline.ticketing.service import Forbidden
+from hotline.web import current_user, json_body, ok
 
 EXTENSION = re.compile(r"\d{3,8}")
 
 
 async def login(request: web.Request) -> web.Response:
-    user = await _user(request)
+    user = await current_user(request)
     if user.actor.role is not Role.AGENT:
         raise Forbidden("role_forbidden", "only agents take calls")
-    extension = (await _json(request)).get("extension")
+    extension = (await json_body(request)).get("extension")
     if not isinstance(extension, str) or not EXTENSION.fullmatch(extension):
         raise PayloadError("extension", "is the agent phone's extension, e.g. 8001")
     await request.app[PRESENCE].login(user.actor.user_id, extension)
@@ -27,13 +26,13 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    user = await _user(request)
+    user = await current_user(request)
     await request.app[PRESENCE].logout(user.actor.user_id)
     return ok({"agent": user.actor.user_id, "logged_in": False})
 
 
 async def agents(request: web.Request) -> web.Response:
-    user = await _user(request)
+    user = await current_user(request)
     if user.actor.role in (Role.UNIT_HANDLER, Role.UNIT_LEADER, Role.ADMIN):
         raise Forbidden("role_forbidden", "the office's agents are the office's business")
     present = await request.app[PRESENCE].agents()

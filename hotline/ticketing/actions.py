@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hotline.errors import PayloadError
 from hotline.ticketing.model import (
     CallbackResult,
     Channel,
@@ -30,12 +31,6 @@ OFFICE = frozenset(
 UNIT = frozenset({R.UNIT_HANDLER, R.UNIT_LEADER})
 
 
-class PayloadError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
 @dataclass(frozen=True, slots=True)
 class Field:
     kind: Any  # str, bool, float, int, list (of str), an Enum class
@@ -43,6 +38,7 @@ class Field:
     doc: str = ""
     default: Any = None
     max_len: int = 20_000  # for strings (and each item of a list)
+    format: str = ""  # a JSON Schema format the text follows (date-time)
 
     def parse(self, name: str, raw: Any) -> Any:
         if raw is None:
@@ -64,20 +60,36 @@ class Field:
         return raw
 
     def schema(self) -> dict[str, Any]:
+        """The field in JSON Schema, as narrow as what :meth:`parse` accepts (400 otherwise)."""
         kind = self.kind
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             out: dict[str, Any] = {"type": "string", "enum": [m.value for m in kind]}
         elif kind is list:
-            out = {"type": "array", "items": {"type": "string"}}
+            item = {"type": "string", "minLength": 1, "maxLength": self.max_len, **TEXT}
+            out = {"type": "array", "maxItems": MAX_ITEMS, "items": item}
+        elif kind is str:
+            out = {"type": "string", "maxLength": self.max_len, **TEXT}
+            if self.format:
+                out["format"] = self.format
+        elif kind is bool:
+            out = {"type": "boolean"}
         else:
-            out = {"type": {str: "string", bool: "boolean", float: "number", int: "integer"}[kind]}
+            top = 10**MAX_DIGITS - 1
+            out = {"type": "number" if kind is float else "integer", "minimum": -top}
+            out["maximum"] = top
         if self.doc:
             out["description"] = self.doc
         return out
 
 
+# What the HTTP edge refuses in any text (hotline.web): NUL and lone surrogates.
+TEXT = {"pattern": "^[^\\u0000]*$"}
+MAX_ITEMS = 50
+MAX_DIGITS = 15  # integers in a body (hotline.web.MAX_INT_DIGITS)
+
+
 def _list(name: str, raw: Any, max_len: int) -> list[str]:
-    ok = isinstance(raw, list) and len(raw) <= 50
+    ok = isinstance(raw, list) and len(raw) <= MAX_ITEMS
     if not (ok and all(isinstance(x, str) and 0 < len(x) <= max_len for x in raw)):
         raise PayloadError(name, f"must be a list of non-empty strings of {max_len} at most")
     return list(raw)
@@ -90,9 +102,21 @@ def _number(name: str, raw: Any, max_len: int) -> float:
 
 
 def _integer(name: str, raw: Any, max_len: int) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int):
+    value = integral(raw)
+    if value is None:
         raise PayloadError(name, "must be an integer")
-    return raw
+    return value
+
+
+def integral(raw: Any) -> int | None:
+    """A JSON integer, also written as ``6032.0`` (JSON Schema counts that as an integer)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 10**MAX_DIGITS:
+        return int(raw)
+    return None
 
 
 def _text(name: str, raw: Any, max_len: int) -> str:
@@ -365,7 +389,11 @@ REGISTER_FIELDS: dict[str, Field] = {
     "citizen_id_number": Field(S, required=False, default="", max_len=32),
     "upstream_id": Field(S, required=False, max_len=128),
     "upstream_due": Field(
-        S, required=False, doc="ISO-8601; an upper-level deadline (H-1)", max_len=40
+        S,
+        required=False,
+        doc="RFC 3339 date-time with an offset; an upper-level deadline (H-1)",
+        max_len=40,
+        format="date-time",
     ),
     "category": Field(S, required=False, default="", max_len=64),
     "address": Field(S, required=False, default=""),

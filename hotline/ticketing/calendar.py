@@ -21,11 +21,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hotline.errors import CalendarError
+
 MAX_SPAN_DAYS = 400  # no deadline reaches further; protects against an empty calendar
-
-
-class CalendarError(Exception):
-    """The calendar cannot answer (a year with no data, a broken override file)."""
 
 
 def parse_office_hours(text: str) -> tuple[tuple[dt.time, dt.time], ...]:

@@ -1,6 +1,7 @@
 """The ticketing HTTP API (aiohttp), the public read side and Open311 GeoReport v2.
 
-Handlers only translate: request -> service call -> JSON. Errors are always
+Handlers only translate: request -> service call -> JSON; authentication, bodies, query
+numbers and the error mapping are :mod:`hotline.web`'s. Errors are always
 ``{"error": {"code", "message", "rule"}}`` with a 4xx status for anything a client can cause:
 a rule the aggregate refuses (409, with the rule id), a bad payload (400), a missing or stale
 version (428 / 409), an unknown id (404), a role or unit that may not (403), no token (401).
@@ -8,29 +9,23 @@ version (428 / 409), an unknown id (404), a role or unit that may not (403), no 
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.appkeys import RECORDINGS
+from hotline.errors import NotFound, PayloadError
 from hotline.ticketing import codec
-from hotline.ticketing.actions import OFFICE, PayloadError
-from hotline.ticketing.calendar import CalendarError
-from hotline.ticketing.model import TicketError, TicketState
-from hotline.ticketing.repository import NotFound, StaleTicket, UnitOfWork
-from hotline.ticketing.service import Forbidden, TicketService, VersionRequired
-from hotline.ticketing.tables import tickets
+from hotline.ticketing.actions import OFFICE
+from hotline.ticketing.repository import UnitOfWork
+from hotline.ticketing.service import TicketService
 from hotline.ticketing.ticket import Ticket
-from hotline.ticketing.users import User, authenticate, unit_names
+from hotline.ticketing.users import User
 from hotline.ticketing.views import (
+    event_views,
     open311_listed,
     open311_view,
     public_view,
@@ -38,116 +33,22 @@ from hotline.ticketing.views import (
     summary_view,
     ticket_view,
 )
+from hotline.web import current_user as _user
+from hotline.web import json_body as _json
+from hotline.web import ok, query_int
 
 log = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("ticket_service", TicketService)
 TICKETS_ENGINE = web.AppKey("ticket_engine", AsyncEngine)
-USER = "hotline.user"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_REF = 64  # a ticket id (36) or number (13); longer is no ticket
 
 
-def error(status: int, code: str, message: str, rule: str | None = None) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message, "rule": rule}},
-        status=status,
-        dumps=_dumps,
-    )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def ok(value: Any, status: int = 200) -> web.Response:
-    return web.json_response(value, status=status, dumps=_dumps)
-
-
-def _calendar_error(exc: CalendarError) -> web.Response:
-    log.error("working calendar: %s", exc)
-    return error(503, "calendar_unavailable", str(exc), "C-2")
-
-
-# Exceptions a client can cause, and the JSON error each becomes.
-CLIENT_ERRORS: dict[type[Exception], Callable[[Any], web.Response]] = {
-    TicketError: lambda e: error(409, e.code, e.message, e.rule),
-    PayloadError: lambda e: error(400, "bad_payload", str(e)),
-    Forbidden: lambda e: error(403, e.code, str(e), e.rule),
-    NotFound: lambda e: error(404, "not_found", f"no {e}"),
-    StaleTicket: lambda e: error(409, "stale_version", str(e)),
-    VersionRequired: lambda e: error(428, "version_required", str(e)),
-    # a value the database cannot store; the driver's text (with the values) is not echoed
-    DataError: lambda e: error(400, "bad_payload", "a value does not fit its field"),
-    CalendarError: _calendar_error,
-}
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(("/api/v1/", "/public/", "/open311/")):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception as exc:
-        for kind in type(exc).__mro__:
-            if kind in CLIENT_ERRORS:
-                return CLIENT_ERRORS[kind](exc)
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error(500, "internal", "unexpected error (logged)")
-
-
-async def _user(request: web.Request) -> User:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _Unauthorized("send Authorization: Bearer <token>")
-    token = token.strip()
-    cached = _TOKENS.get(token)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
-    user = await authenticate(request.app[TICKETS_ENGINE], token)
-    if user is None:
-        raise _Unauthorized("unknown token")
-    if len(_TOKENS) > 10_000:
-        _TOKENS.clear()
-    _TOKENS[token] = (user, time.monotonic() + TOKEN_TTL)
-    return user
-
-
-TOKEN_TTL = 30.0  # seconds a checked token is trusted without asking the database again
-_TOKENS: dict[str, tuple[User, float]] = {}
-
-
-class _Unauthorized(web.HTTPUnauthorized):
-    def __init__(self, message: str) -> None:
-        super().__init__(
-            text=_dumps({"error": {"code": "unauthorized", "message": message, "rule": None}}),
-            content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="hotline"'},
-        )
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise PayloadError("body", "is not JSON") from None
-    except RecursionError:
-        raise PayloadError("body", "is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise PayloadError("body", "must be a JSON object")
-    return body
-
-
-def _int(request: web.Request, name: str, default: int, top: int) -> int:
-    raw = request.query.get(name, str(default))
-    if not raw.isdecimal():
-        raise PayloadError(name, "must be a non-negative integer")
-    return min(int(raw), top)
+def _ref(request: web.Request, name: str = "ref") -> str:
+    ref = request.match_info[name]
+    if not ref or len(ref) > MAX_REF:
+        raise NotFound(f"ticket {ref[:MAX_REF]}")
+    return ref
 
 
 # -- office and units -------------------------------------------------------------------------
@@ -167,8 +68,8 @@ async def list_tickets(request: web.Request) -> web.Response:
         user.actor,
         state=request.query.get("state") or None,
         phone=request.query.get("phone") or None,
-        limit=_int(request, "limit", 50, 500),
-        offset=_int(request, "offset", 0, 10**9),
+        limit=query_int(request, "limit", 50, 500, least=1),
+        offset=query_int(request, "offset", 0, 10**9),
     )
     return ok({"tickets": [summary_view(s) for s in found]})
 
@@ -176,7 +77,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def get_ticket(request: web.Request) -> web.Response:
     user = await _user(request)
     service = request.app[SERVICE]
-    ticket = await service.get(user.actor, request.match_info["ref"])
+    ticket = await service.get(user.actor, _ref(request))
     view = _view_for(user, ticket)
     view["suggested_units"] = service.suggested_units(ticket)  # rule D-2
     return ok(view)
@@ -191,17 +92,16 @@ def _view_for(user: User, ticket: Ticket) -> dict[str, Any]:
 
 async def ticket_events(request: web.Request) -> web.Response:
     user = await _user(request)
-    events = await request.app[SERVICE].events(user.actor, request.match_info["ref"])
-    return ok({"events": [codec.to_json(e) for e in events]})
+    ticket, events = await request.app[SERVICE].events(user.actor, _ref(request))
+    masked = user.actor.role not in OFFICE  # a unit reads every event text scrubbed (Y-1)
+    return ok({"events": event_views(events, ticket.citizen, masked)})
 
 
 async def act(request: web.Request) -> web.Response:
     user = await _user(request)
+    action = request.match_info["action"]
     ticket = await request.app[SERVICE].act(
-        user.actor,
-        request.match_info["ref"],
-        request.match_info["action"],
-        await _json(request),
+        user.actor, _ref(request), action[:64], await _json(request)
     )
     # identity in clear only where each look is logged: GET (office) and /identity (Y-1)
     view = ticket_view(ticket, masked=True, unit=user.actor.unit_id)
@@ -212,28 +112,27 @@ async def identity(request: web.Request) -> web.Response:
     user = await _user(request)
     body = await _json(request)
     why = body.get("why")
-    if not isinstance(why, str):
-        raise PayloadError("why", "is required: say why (it is logged)")
-    citizen = await request.app[SERVICE].identity(
-        user.actor, request.match_info["ref"], why, user.may_unmask
-    )
+    if not isinstance(why, str) or len(why) > 500:
+        raise PayloadError("why", "is required: say why (it is logged), 500 characters at most")
+    citizen = await request.app[SERVICE].identity(user.actor, _ref(request), why, user.may_unmask)
     return ok({"name": citizen.name, "phone": citizen.phone, "id_number": citizen.id_number})
 
 
 async def list_tasks(request: web.Request) -> web.Response:
     user = await _user(request)
     open_only = request.query.get("all") not in ("1", "true")
-    return ok({"tasks": await request.app[SERVICE].tasks(user.actor, open_only)})
+    tasks = await request.app[SERVICE].tasks(user.actor, open_only)
+    return ok({"tasks": [codec.to_json(t) for t in tasks]})
 
 
 async def task_done(request: web.Request) -> web.Response:
     user = await _user(request)
     raw = request.match_info["task"]
-    if not raw.isdecimal():
-        raise NotFound(f"task {raw}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        raise NotFound(f"task {raw[:20]}")
     note = (await _json(request)).get("note", "")
-    if not isinstance(note, str):
-        raise PayloadError("note", "must be a string")
+    if not isinstance(note, str) or len(note) > 500:
+        raise PayloadError("note", "must be a string of 500 characters at most")
     await request.app[SERVICE].complete_task(user.actor, int(raw), note)
     return ok({"task": int(raw), "done": True})
 
@@ -241,11 +140,11 @@ async def task_done(request: web.Request) -> web.Response:
 async def recording(request: web.Request) -> web.StreamResponse:
     """A ticket's voice message as the office hears it (WAV), once fetched from the switch."""
     user = await _user(request)
-    ref, name = request.match_info["ref"], request.match_info["name"]
+    ref, name = _ref(request), request.match_info["name"]
     try:
         path = request.app[RECORDINGS].path(name)
     except ValueError:
-        raise NotFound(f"recording {name}") from None
+        raise NotFound(f"recording {name[:120]}") from None
     await request.app[SERVICE].recording_access(user.actor, ref, name, path.is_file)
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
@@ -269,53 +168,40 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # -- public read side (P-1, P-2) --------------------------------------------------------------
-async def _public_tickets(
-    request: web.Request, where: Sequence[sa.ColumnElement[bool]], limit: int, offset: int
-) -> list[Any]:
-    async with UnitOfWork(request.app[TICKETS_ENGINE]) as uow:
-        return await uow.tickets.load_many(where=where, limit=limit, offset=offset)
-
-
 async def public_list(request: web.Request) -> web.Response:
-    limit, offset = _int(request, "limit", 50, 200), _int(request, "offset", 0, 10**9)
-    found = await _public_tickets(
-        request,
-        [tickets.c.published.is_(True), tickets.c.state == TicketState.CLOSED.value],
-        limit,
-        offset,
-    )
-    names = await unit_names(request.app[TICKETS_ENGINE])
+    limit = query_int(request, "limit", 50, 200, least=1)
+    offset = query_int(request, "offset", 0, 10**9)
+    async with UnitOfWork(request.app[TICKETS_ENGINE]) as uow:
+        found = await uow.queries.published(limit, offset)
+        names = await uow.queries.unit_names()
     return ok({"tickets": [public_view(t, names) for t in found if publishable(t)]})
 
 
 async def public_one(request: web.Request) -> web.Response:
-    found = await _public_tickets(request, [tickets.c.number == request.match_info["number"]], 1, 0)
-    if not found or not publishable(found[0]):
-        raise NotFound(f"published ticket {request.match_info['number']}")
-    return ok(public_view(found[0], await unit_names(request.app[TICKETS_ENGINE])))
+    number = _ref(request, "number")
+    async with UnitOfWork(request.app[TICKETS_ENGINE]) as uow:
+        found = await uow.queries.by_number(number)
+        names = await uow.queries.unit_names()
+    if found is None or not publishable(found):
+        raise NotFound(f"published ticket {number}")
+    return ok(public_view(found, names))
 
 
 async def open311_requests(request: web.Request) -> web.Response:
-    limit = _int(request, "page_size", 50, 200)
-    offset = (max(_int(request, "page", 1, 10**6), 1) - 1) * limit
-    where: list[sa.ColumnElement[bool]] = [
-        tickets.c.state.notin_([TicketState.REJECTED.value, TicketState.INTERNAL.value])
-    ]
-    status = request.query.get("status")
-    if status == "closed":
-        where.append(tickets.c.state == TicketState.CLOSED.value)
-    elif status == "open":
-        where.append(tickets.c.state != TicketState.CLOSED.value)
-    elif status:
+    limit = query_int(request, "page_size", 50, 200, least=1)
+    offset = (query_int(request, "page", 1, 10**6, least=1) - 1) * limit
+    status = request.query.get("status") or None
+    if status not in (None, "open", "closed"):
         raise PayloadError("status", "is open or closed")
-    found = await _public_tickets(request, where, limit, offset)
-    names = await unit_names(request.app[TICKETS_ENGINE])
+    async with UnitOfWork(request.app[TICKETS_ENGINE]) as uow:
+        found = await uow.queries.open311(status, limit, offset)
+        names = await uow.queries.unit_names()
     return ok([open311_view(t, names) for t in found if open311_listed(t)])
 
 
 def setup(app: web.Application) -> None:
-    """Routes and error middleware; the composition root sets SERVICE and TICKETS_ENGINE."""
-    app.middlewares.append(json_errors)
+    """Routes; the composition root sets SERVICE and TICKETS_ENGINE, :mod:`hotline.web` the
+    authenticator and the error middleware."""
     r = app.router
     r.add_post("/api/v1/tickets", register)
     r.add_get("/api/v1/tickets", list_tickets)

@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotline.errors import TicketError
+
+__all__ = ["TicketError"]  # re-exported: the rule refusals live in the one exception tree
+
 
 class TicketType(enum.Enum):  # rule I-1
     CONSULTATION = "consultation"  # 咨询
@@ -174,13 +178,3 @@ class TicketEvent:
     before: str
     after: str
     data: Mapping[str, Any] = field(default_factory=dict)
-
-
-class TicketError(Exception):
-    """An action the rules do not allow; ``code`` is machine-readable, ``rule`` its rule id."""
-
-    def __init__(self, code: str, message: str, rule: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.rule = rule

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hotline.ticketing.actions import ACTIONS, REGISTER_FIELDS, REGISTER_ROLES, Field
+from hotline.ticketing.actions import ACTIONS, OFFICE, REGISTER_FIELDS, REGISTER_ROLES, TEXT, Field
+from hotline.ticketing.model import TicketState
 
 FILE = Path(__file__).with_name("openapi.json")
 ERROR = {"$ref": "#/components/responses/Error"}
@@ -20,7 +21,12 @@ def _body(fields: dict[str, Field], *, version: bool) -> dict[str, Any]:
     props = {name: f.schema() for name, f in fields.items()}
     required = [name for name, f in fields.items() if f.required]
     if version:
-        props["version"] = {"type": "integer", "description": "the ticket version acted on"}
+        props["version"] = {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 2**31 - 1,
+            "description": "the ticket version acted on",
+        }
         required.insert(0, "version")
     return {
         "type": "object",
@@ -43,13 +49,29 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 TICKET = {"$ref": "#/components/schemas/Ticket"}
+PATH_TEXT = {"type": "string", "minLength": 1, "maxLength": 64, **TEXT}
 REF = {
     "name": "ref",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": PATH_TEXT,
     "description": "the ticket's id or number",
 }
+OBJECT = {"type": "object"}
+OFFICE_ROLES = "roles: " + ", ".join(sorted(r.value for r in OFFICE))
+
+
+def _query(name: str, schema: dict[str, Any], doc: str = "") -> dict[str, Any]:
+    out = {"name": name, "in": "query", "required": False, "schema": schema}
+    return {**out, "description": doc} if doc else out
+
+
+def _count(least: int, top: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": least, "maximum": top}
+
+
+def _text(max_len: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_len, **TEXT}
 
 
 def document() -> dict[str, Any]:
@@ -69,13 +91,10 @@ def document() -> dict[str, Any]:
             "get": {
                 "summary": "Tickets the caller may see (a unit: its own assignments)",
                 "parameters": [
-                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
-                    for n, t in (
-                        ("state", "string"),
-                        ("phone", "string"),
-                        ("limit", "integer"),
-                        ("offset", "integer"),
-                    )
+                    _query("state", {"type": "string", "enum": [s.value for s in TicketState]}),
+                    _query("phone", _text(32), "the office only (Y-1)"),
+                    _query("limit", _count(1, 500)),
+                    _query("offset", _count(0, 10**9)),
                 ],
                 "responses": {
                     "200": _ok(
@@ -119,7 +138,15 @@ def document() -> dict[str, Any]:
                         {
                             "type": "object",
                             "required": ["why"],
-                            "properties": {"why": {"type": "string"}},
+                            "additionalProperties": False,
+                            "properties": {
+                                "why": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 500,
+                                    "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
+                                }
+                            },
                         }
                     ),
                 },
@@ -132,6 +159,7 @@ def document() -> dict[str, Any]:
         "/api/v1/tasks": {
             "get": {
                 "summary": "The office's open tasks (call back a voice message); ?all=1 for done",
+                "parameters": [_query("all", {"type": "string", "enum": ["0", "1", "true"]})],
                 "responses": {"200": _ok("tasks", {"type": "object"}), **_errors(401, 403)},
             }
         },
@@ -139,11 +167,17 @@ def document() -> dict[str, Any]:
             "post": {
                 "summary": "Mark a task done, with a note",
                 "parameters": [
-                    {"name": "task", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    {"name": "task", "in": "path", "required": True, "schema": _count(1, 2**31 - 1)}
                 ],
                 "requestBody": {
                     "required": True,
-                    **_json({"type": "object", "properties": {"note": {"type": "string"}}}),
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {"note": _text(500)},
+                            "additionalProperties": False,
+                        }
+                    ),
                 },
                 "responses": {
                     "200": _ok("done", {"type": "object"}),
@@ -155,8 +189,13 @@ def document() -> dict[str, Any]:
             "get": {
                 "summary": "A ticket's voice message (WAV): the office's only, on record (Y-1)",
                 "parameters": [
-                    {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    REF,
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,120}$"},
+                    },
                 ],
                 "responses": {
                     "200": {"description": "the recording", "content": {"audio/wav": {}}},
@@ -179,7 +218,10 @@ def document() -> dict[str, Any]:
                         {
                             "type": "object",
                             "required": ["extension"],
-                            "properties": {"extension": {"type": "string"}},
+                            "additionalProperties": False,
+                            "properties": {
+                                "extension": {"type": "string", "pattern": "^[0-9]{3,8}$"}
+                            },
                         }
                     ),
                 },
@@ -201,11 +243,48 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _ok("user", {"type": "object"}), **_errors(401)},
             }
         },
+        "/api/v1/calls/live": {
+            "get": {
+                "summary": "Calls in the IVR now, on every node (callers masked, Y-1)",
+                "description": OFFICE_ROLES,
+                "responses": {"200": _ok("calls", OBJECT), **_errors(401, 403)},
+            }
+        },
+        "/api/v1/ivr/calls": {
+            "get": {
+                "summary": "The IVR's journal, newest first: keys, route, steps (callers masked)",
+                "description": OFFICE_ROLES,
+                "parameters": [_query("limit", _count(1, 500))],
+                "responses": {"200": _ok("calls", OBJECT), **_errors(400, 401, 403)},
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _ok("the OpenAPI document", OBJECT)},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: node, FastAGI counters, the last day the calendar knows",
+                "security": [],
+                "responses": {"200": _ok("health", OBJECT)},
+            }
+        },
+        "/console/": {
+            "get": {
+                "summary": "The agent console (a placeholder page until the console issue)",
+                "security": [],
+                "responses": {"200": {"description": "the page", "content": {"text/html": {}}}},
+            }
+        },
         "/public/tickets": {
             "get": {
                 "summary": "Published closed tickets, without identity (P-1, P-2)",
                 "security": [],
-                "responses": {"200": _ok("tickets", {"type": "object"})},
+                "parameters": [_query("limit", _count(1, 200)), _query("offset", _count(0, 10**9))],
+                "responses": {"200": _ok("tickets", {"type": "object"}), **_errors(400)},
             }
         },
         "/public/tickets/{number}": {
@@ -213,7 +292,7 @@ def document() -> dict[str, Any]:
                 "summary": "One published ticket, without identity (P-1, P-2)",
                 "security": [],
                 "parameters": [
-                    {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "number", "in": "path", "required": True, "schema": PATH_TEXT}
                 ],
                 "responses": {"200": _ok("ticket", {"type": "object"}), **_errors(404)},
             }
@@ -223,12 +302,9 @@ def document() -> dict[str, Any]:
                 "summary": "Open311 GeoReport v2 service requests (read side)",
                 "security": [],
                 "parameters": [
-                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
-                    for n, t in (
-                        ("status", "string"),
-                        ("page", "integer"),
-                        ("page_size", "integer"),
-                    )
+                    _query("status", {"type": "string", "enum": ["open", "closed"]}),
+                    _query("page", _count(1, 10**6)),
+                    _query("page_size", _count(1, 200)),
                 ],
                 "responses": {
                     "200": _ok(
@@ -260,10 +336,12 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "hotline ticketing API",
+            "title": "hotline API",
             "version": "1",
             "description": "Tickets of the 12345 hotline under the rule book (RULES.md). "
-            'Errors: {"error": {"code", "message", "rule"}}.',
+            'Errors: {"error": {"code", "message", "rule"}}. Every operation with a bearer '
+            "token may also answer 429 too_many_requests (with Retry-After) to a source that "
+            "failed authentication too often.",
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -305,17 +383,14 @@ def document() -> dict[str, Any]:
                 },
                 "Summary": {
                     "type": "object",
+                    "required": ["id", "number", "state", "type", "registered_at"],
                     "properties": {
-                        k: {"type": "string"}
-                        for k in (
-                            "id",
-                            "number",
-                            "state",
-                            "type",
-                            "registered_at",
-                            "lead_unit",
-                            "handle_due",
-                        )
+                        **{
+                            k: {"type": "string"}
+                            for k in ("id", "number", "state", "type", "registered_at")
+                        },
+                        "lead_unit": {"type": ["string", "null"]},
+                        "handle_due": {"type": ["string", "null"]},
                     },
                 },
                 "Open311Request": {

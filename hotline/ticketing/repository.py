@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,38 +20,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.db import as_utc
+from hotline.errors import DuplicateIntake, NotFound, StaleTicket
 from hotline.ticketing import codec
-from hotline.ticketing.model import Channel, TicketEvent, TicketState
-from hotline.ticketing.tables import assignments, ticket_events, ticket_numbers, tickets
-from hotline.ticketing.ticket import Ticket
-
-OPEN_STATES = tuple(
-    s.value for s in TicketState if s not in (TicketState.CLOSED, TicketState.REJECTED)
+from hotline.ticketing.model import Channel, TicketEvent
+from hotline.ticketing.queries import TicketQueries
+from hotline.ticketing.tables import (
+    assignments,
+    identity_access,
+    office_tasks,
+    ticket_events,
+    ticket_numbers,
+    tickets,
 )
-
-
-class NotFound(Exception):
-    pass
-
-
-class StaleTicket(Exception):
-    """Somebody else changed the ticket since it was loaded."""
-
-
-class DuplicateIntake(Exception):
-    """The (channel, upstream id) pair is already a ticket (rule I-2)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    id: str
-    number: str
-    state: str
-    type: str
-    registered_at: dt.datetime
-    lead_unit: str | None
-    handle_due: dt.datetime | None
-
+from hotline.ticketing.ticket import Ticket
 
 # Statements built once, run with parameters (no per-call statement building and cache keys).
 _ROW_COLUMNS = (
@@ -215,23 +194,6 @@ class TicketRepository:
         ticket.version = row.version
         return ticket
 
-    async def load_many(
-        self, *, where: Sequence[sa.ColumnElement[bool]] = (), limit: int = 50, offset: int = 0
-    ) -> list[Ticket]:
-        query = (
-            sa.select(tickets.c.snapshot, tickets.c.version)
-            .where(*where)
-            .order_by(tickets.c.registered_at.desc(), tickets.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        out = []
-        for row in (await self.conn.execute(query)).all():
-            ticket = codec.load(Ticket, row.snapshot)
-            ticket.version = row.version
-            out.append(ticket)
-        return out
-
     async def by_upstream(self, channel: Channel, upstream_id: str) -> Ticket | None:
         try:
             return await self._one(
@@ -263,49 +225,29 @@ class TicketRepository:
             for r in rows
         ]
 
-    async def summaries(
-        self,
-        *,
-        where: Sequence[sa.ColumnElement[bool]] = (),
-        unit: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Summary]:
-        cols = (
-            tickets.c.id,
-            tickets.c.number,
-            tickets.c.state,
-            tickets.c.type,
-            tickets.c.registered_at,
-            tickets.c.lead_unit,
-            tickets.c.handle_due,
+    # -- what the office records beside tickets ------------------------------------------------
+    async def add_task(self, kind: str, ticket_id: str, at: dt.datetime, note: str = "") -> None:
+        await self.conn.execute(
+            office_tasks.insert().values(kind=kind, ticket_id=ticket_id, created_at=at, note=note)
         )
-        query = sa.select(*cols).where(*where)
-        if unit is not None:  # a unit sees the tickets it holds now (rule Y-1)
-            held = sa.select(assignments.c.ticket_id).where(
-                assignments.c.unit_id == unit, assignments.c.live.is_(True)
-            )
-            query = query.where(tickets.c.id.in_(held), tickets.c.state != "internal")
-        query = query.order_by(tickets.c.registered_at.desc(), tickets.c.id)
-        rows = (await self.conn.execute(query.limit(limit).offset(offset))).all()
-        return [
-            Summary(
-                r.id,
-                r.number,
-                r.state,
-                r.type,
-                as_utc(r.registered_at),
-                r.lead_unit,
-                as_utc(r.handle_due),
-            )
-            for r in rows
-        ]
 
-    async def open_by_phone(self, phone: str, limit: int = 20) -> list[Summary]:
-        """A caller's open tickets (screen pop, IVR progress)."""
-        return await self.summaries(
-            where=[tickets.c.citizen_phone == phone, tickets.c.state.in_(OPEN_STATES)],
-            limit=limit,
+    async def complete_task(self, task_id: int, by: str, at: dt.datetime, note: str) -> bool:
+        """Mark an open task done; False when there is no such open task."""
+        result = await self.conn.execute(
+            office_tasks.update()
+            .where(office_tasks.c.id == task_id, office_tasks.c.done_at.is_(None))
+            .values(done_at=at, done_by=by, note=note[:500])
+        )
+        return bool(result.rowcount == 1)
+
+    async def log_identity_access(
+        self, ticket_id: str, user_id: str, role: str, at: dt.datetime, why: str
+    ) -> None:
+        """Rule Y-1: every look at a citizen's identity is on record."""
+        await self.conn.execute(
+            identity_access.insert().values(
+                ticket_id=ticket_id, user_id=user_id, role=role, at=at, why=why[:500]
+            )
         )
 
 
@@ -321,6 +263,7 @@ class UnitOfWork:
         self._conn = await self.engine.connect()
         self._tx = await self._conn.begin()
         self.tickets = TicketRepository(self._conn)
+        self.queries = TicketQueries(self._conn)
         return self
 
     @property

@@ -16,14 +16,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import Clock
-from hotline.config.settings import Settings
-from hotline.db import as_utc
-from hotline.ticketing.actions import ACTIONS, OFFICE, REGISTER_FIELDS, REGISTER_ROLES, PayloadError
-from hotline.ticketing.calendar import WorkingCalendar
+from hotline.errors import (
+    DuplicateIntake,
+    Forbidden,
+    NotFound,
+    PayloadError,
+    StaleTicket,
+    VersionRequired,
+)
+from hotline.ticketing.actions import (
+    ACTIONS,
+    OFFICE,
+    REGISTER_FIELDS,
+    REGISTER_ROLES,
+    integral,
+)
 from hotline.ticketing.model import (
     Actor,
     Channel,
@@ -34,17 +44,9 @@ from hotline.ticketing.model import (
     TicketState,
     TicketType,
 )
-from hotline.ticketing.repository import (
-    DuplicateIntake,
-    NotFound,
-    StaleTicket,
-    Summary,
-    TicketRepository,
-    UnitOfWork,
-    city_day,
-)
+from hotline.ticketing.queries import Summary, Task
+from hotline.ticketing.repository import TicketRepository, UnitOfWork, city_day
 from hotline.ticketing.sla import SlaEngine
-from hotline.ticketing.tables import identity_access, office_tasks, tickets, units, users
 from hotline.ticketing.ticket import Ctx, Ticket
 
 log = logging.getLogger(__name__)
@@ -52,17 +54,8 @@ log = logging.getLogger(__name__)
 IVR_ACTOR = Actor("ivr", Role.AGENT)  # the IVR registers voice messages on the office's behalf
 
 STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
-
-
-class Forbidden(Exception):
-    def __init__(self, code: str, message: str, rule: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.rule = rule
-
-
-class VersionRequired(Exception):
-    pass
+MAX_TASK_ID = 2**31 - 1  # task ids are 32-bit integers in every database we run on
+WITHHELD_NOTE = "来电号码未显示，无法回电：请听录音后按留言内容处理。"  # caller ID withheld
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,49 +183,25 @@ class TicketService:
                 recordings=(recording,),
             )
             await uow.tickets.add(ticket)
-            await uow.conn.execute(
-                office_tasks.insert().values(
-                    kind="voicemail_callback", ticket_id=ticket.id, created_at=ctx.now
-                )
-            )
+            # the task says what the office can do: call back, or not (withheld number)
+            note = "" if phone else WITHHELD_NOTE
+            await uow.tickets.add_task("voicemail_callback", ticket.id, ctx.now, note)
             await uow.commit()
         return ticket
 
-    async def tasks(self, actor: Actor, open_only: bool = True) -> list[dict[str, Any]]:
+    async def tasks(self, actor: Actor, open_only: bool = True) -> list[Task]:
         if actor.role not in OFFICE:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no office tasks")
-        query = (
-            sa.select(office_tasks, tickets.c.number)
-            .join(tickets, tickets.c.id == office_tasks.c.ticket_id)
-            .order_by(office_tasks.c.created_at)
-        )
-        if open_only:
-            query = query.where(office_tasks.c.done_at.is_(None))
         async with UnitOfWork(self.engine) as uow:
-            rows = (await uow.conn.execute(query.limit(500))).mappings().all()
-        return [
-            {
-                "id": r["id"],
-                "kind": r["kind"],
-                "ticket": r["number"],
-                "created_at": as_utc(r["created_at"]).isoformat(),
-                "done_at": as_utc(r["done_at"]).isoformat() if r["done_at"] else None,
-                "done_by": r["done_by"],
-                "note": r["note"],
-            }
-            for r in rows
-        ]
+            return await uow.queries.tasks(open_only)
 
     async def complete_task(self, actor: Actor, task_id: int, note: str) -> None:
         if actor.role not in OFFICE:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role has no office tasks")
+        if not 0 < task_id <= MAX_TASK_ID:
+            raise NotFound(f"open task {task_id}")
         async with UnitOfWork(self.engine) as uow:
-            result = await uow.conn.execute(
-                office_tasks.update()
-                .where(office_tasks.c.id == task_id, office_tasks.c.done_at.is_(None))
-                .values(done_at=self.clock.now(), done_by=actor.user_id, note=note[:500])
-            )
-            if result.rowcount != 1:
+            if not await uow.tickets.complete_task(task_id, actor.user_id, self.clock.now(), note):
                 raise NotFound(f"open task {task_id}")
             await uow.commit()
 
@@ -242,15 +211,15 @@ class TicketService:
         try:
             return (await repo.get_by_number(number)).id
         except NotFound:
-            raise PayloadError("repeat_of", f"no ticket {number}") from None
+            raise TicketError("unknown_repeat", f"repeat_of: no ticket {number}", "D-6") from None
 
     # -- actions ------------------------------------------------------------------------------
     async def act(self, actor: Actor, ref: str, name: str, payload: Mapping[str, Any]) -> Ticket:
         action = ACTIONS.get(name)
         if action is None:
             raise NotFound(f"action {name}")
-        version = payload.get("version")
-        if isinstance(version, bool) or not isinstance(version, int):
+        version = integral(payload.get("version"))
+        if version is None:
             raise VersionRequired("send the ticket's version you acted on (optimistic locking)")
         if actor.role not in action.roles:
             raise Forbidden("role_forbidden", f"a {actor.role.value} may not {name}", action.rule)
@@ -262,7 +231,7 @@ class TicketService:
             if ticket.version != version:
                 raise StaleTicket(f"ticket is at version {ticket.version}, not {version}")
             if name == "stop_repeat":
-                args["timely_replies"] = await self._timely_replies(uow.tickets, ticket)
+                args["timely_replies"] = await self._timely_replies(uow, ticket)
             await self._check_units(uow, args.get("units") or args.get("reassign_to") or [])
             action.call(ticket, self._ctx(actor), args)
             _log_calendar_gaps(ticket)
@@ -276,18 +245,11 @@ class TicketService:
         unknown = [u for u in wanted if self._staffed.get(u, 0.0) < now]
         if not unknown:
             return
-        rows = (
-            await uow.conn.execute(
-                sa.select(units.c.id, users.c.role)
-                .select_from(units.outerjoin(users, users.c.unit_id == units.c.id))
-                .where(units.c.id.in_(unknown))
-            )
-        ).all()
+        roles = await uow.queries.unit_roles(unknown)
         for unit in unknown:
-            found = [r.role for r in rows if r.id == unit]
-            if not found:
+            if unit not in roles:
                 raise TicketError("unknown_unit", f"{unit} is not a linked unit", "D-2")
-            missing = {"unit_leader", "unit_handler"} - set(found)
+            missing = {"unit_leader", "unit_handler"} - roles[unit]
             if missing:
                 raise TicketError(
                     "unit_unstaffed",
@@ -301,17 +263,17 @@ class TicketService:
         units_text = self.routing.get(ticket.category, "")
         return [u.strip() for u in units_text.split(",") if u.strip()]
 
-    async def _timely_replies(self, repo: TicketRepository, ticket: Ticket) -> int:
+    async def _timely_replies(self, uow: UnitOfWork, ticket: Ticket) -> int:
         """Rule D-6: the most replies one unit gave in time to the same request, over every
         ticket linked to it (however the links were made: a chain or a star)."""
         root, seen = ticket, {ticket.id}
         while root.repeat_of and root.repeat_of not in seen and len(seen) < 500:
             seen.add(root.repeat_of)
-            root = await repo.get(root.repeat_of)
+            root = await uow.tickets.get(root.repeat_of)
         family: dict[str, Ticket] = {root.id: root}
         frontier = [root.id]
         while frontier and len(family) < 500:
-            children = await repo.load_many(where=[tickets.c.repeat_of.in_(frontier)], limit=500)
+            children = await uow.queries.linked(frontier)
             frontier = [c.id for c in children if c.id not in family]
             family.update((c.id, c) for c in children)
         per_unit: dict[str, int] = {}
@@ -340,13 +302,15 @@ class TicketService:
                 await uow.commit()
         return ticket
 
-    async def events(self, actor: Actor, ref: str) -> list[TicketEvent]:
+    async def events(self, actor: Actor, ref: str) -> tuple[Ticket, list[TicketEvent]]:
+        """The ticket and the events the actor may read (the ticket's citizen is what a
+        masked view scrubs from them)."""
         async with UnitOfWork(self.engine) as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket):
                 raise NotFound(ref)
             events = await uow.tickets.events(ticket.id)
-        return [e for e in events if event_visible_to(actor, e)]
+        return ticket, [e for e in events if event_visible_to(actor, e)]
 
     async def identity(self, actor: Actor, ref: str, why: str, may_unmask: bool) -> Citizen:
         """Rule Y-1: a unit sees identity only with the permission, and says why."""
@@ -381,14 +345,8 @@ class TicketService:
             await uow.commit()
 
     async def _log_access(self, uow: UnitOfWork, actor: Actor, ticket: Ticket, why: str) -> None:
-        await uow.conn.execute(
-            identity_access.insert().values(
-                ticket_id=ticket.id,
-                user_id=actor.user_id,
-                role=actor.role.value,
-                at=self.clock.now(),
-                why=why[:500],
-            )
+        await uow.tickets.log_identity_access(
+            ticket.id, actor.user_id, actor.role.value, self.clock.now(), why
         )
 
     async def search(
@@ -400,27 +358,27 @@ class TicketService:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Summary]:
-        where: list[sa.ColumnElement[bool]] = []
-        if state:
-            if state not in {s.value for s in TicketState}:
-                raise PayloadError("state", "is not a ticket state")
-            where.append(tickets.c.state == state)
-        if phone:
-            if actor.role not in OFFICE:  # rule Y-1: units cannot search by a citizen's number
-                raise Forbidden("role_forbidden", "only the office searches by phone", "Y-1")
-            where.append(tickets.c.citizen_phone == phone)
+        if state and state not in {s.value for s in TicketState}:
+            raise PayloadError("state", "is not a ticket state")
+        if phone and actor.role not in OFFICE:  # rule Y-1: units cannot search by a number
+            raise Forbidden("role_forbidden", "only the office searches by phone", "Y-1")
         unit = actor.unit_id if actor.role.in_unit else None
         if actor.role not in OFFICE and unit is None:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no tickets")
         async with UnitOfWork(self.engine) as uow:
-            return await uow.tickets.summaries(where=where, unit=unit, limit=limit, offset=offset)
+            return await uow.queries.search(
+                state=state, phone=phone, unit=unit, limit=limit, offset=offset
+            )
 
 
 def _parse_instant(value: str | None, field: str) -> dt.datetime | None:
-    if value is None:
+    if not value:
         return None
+    text = value.upper()  # RFC 3339 allows "t" and "z"
+    if text[17:19] == "60":  # a leap second: the deadline is the second before
+        text = text[:17] + "59" + text[19:]
     try:
-        instant = dt.datetime.fromisoformat(value)
+        instant = dt.datetime.fromisoformat(text)
     except ValueError:
         raise PayloadError(field, "must be an ISO-8601 date-time") from None
     if instant.tzinfo is None:
@@ -439,18 +397,3 @@ def _log_calendar_gaps(ticket: Ticket) -> None:
             "to city.calendar_file",
             ticket.number,
         )
-
-
-def ticket_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> TicketService:
-    """The service as configured: calendar (rule C-2; a broken calendar file stops here),
-    rule table, time zone, routing table."""
-    calendar = WorkingCalendar.from_settings(
-        settings.city.timezone, settings.city.office_hours, settings.city.calendar_file
-    )
-    return TicketService(
-        engine,
-        SlaEngine(calendar, settings.rules),
-        clock,
-        settings.city.timezone,
-        settings.routing.categories,
-    )

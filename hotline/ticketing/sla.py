@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
-from hotline.config.settings import RulesSettings
 from hotline.ticketing.calendar import WorkingCalendar
 
 
@@ -41,7 +41,54 @@ class Limit:
         return f"{self.amount:g} {unit} ({self.what}, rule {self.rule})"
 
 
-def limits(rules: RulesSettings) -> dict[Stage, Limit]:
+class RuleBook(Protocol):
+    """Every number of the rule book the deadlines need (``[rules]`` in the settings:
+    :class:`hotline.config.settings.RulesSettings`); read-only, so the core needs no loader."""
+
+    @property
+    def assign_hours(self) -> float: ...
+
+    @property
+    def assign_multi_days(self) -> float: ...
+
+    @property
+    def sign_hours(self) -> float: ...
+
+    @property
+    def return_days(self) -> float: ...
+
+    @property
+    def handle_consultation_days(self) -> float: ...
+
+    @property
+    def handle_other_days(self) -> float: ...
+
+    @property
+    def callback_days(self) -> float: ...
+
+    @property
+    def extension_window_hours(self) -> float: ...
+
+    @property
+    def extension_window(self) -> str: ...
+
+    @property
+    def extension_max_cycles(self) -> float: ...
+
+    @property
+    def repeat_reply_limit(self) -> int: ...
+
+    @property
+    def emergency_assign_minutes(self) -> float: ...
+
+    @property
+    def emergency_response_minutes(self) -> float: ...
+
+    @property
+    def emergency_result_days(self) -> float: ...
+
+
+def limits(rules: RuleBook) -> dict[Stage, Limit]:
     return {
         Stage.ASSIGN: Limit("D-1", rules.assign_hours, "working-hours", "office assigns"),
         Stage.ASSIGN_MULTI: Limit(
@@ -71,7 +118,7 @@ def limits(rules: RulesSettings) -> dict[Stage, Limit]:
 class SlaEngine:
     """Deadlines from a start instant, on the city's working calendar."""
 
-    def __init__(self, calendar: WorkingCalendar, rules: RulesSettings) -> None:
+    def __init__(self, calendar: WorkingCalendar, rules: RuleBook) -> None:
         self.calendar = calendar
         self.rules = rules
         self.limits = limits(rules)

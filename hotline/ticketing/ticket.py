@@ -10,8 +10,12 @@ changes nothing. No I/O here: persistence and the unit of work live in ``reposit
 
 Ticket states move REGISTERED → ASSIGNED → REVIEW → CALLBACK → CLOSED, with REJECTED (I-3),
 INTERNAL (T), DISSATISFIED (B-2) on the side; assignment states move ASSIGNED → SIGNED →
-REPLY_DRAFTED → REPLIED → ACCEPTED, with RETURN_REQUESTED/RETURNED (D-4) on the side. The ticket
-state that follows the assignments is derived in :meth:`Ticket._settle`.
+REPLY_DRAFTED → REPLIED → ACCEPTED, with RETURN_REQUESTED/RETURNED (D-4) on the side. Where each
+action may start and where it may lead is the table in :mod:`hotline.ticketing.transitions`;
+every change of state goes through :meth:`Ticket._enter` or :meth:`Ticket._move`, which refuse
+a target the table does not name. The ticket-level actions are here; a unit's side of its
+assignment is :class:`~hotline.ticketing.assignment.UnitSide`, a part of the same aggregate.
+The ticket state that follows the assignments is derived in :meth:`Ticket._settle`.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hotline.ticketing.calendar import CalendarError
+from hotline import privacy
+from hotline.errors import CalendarError
+from hotline.ticketing.assignment import Assignment, UnitSide, _iso
 from hotline.ticketing.model import (
-    LIVE_ASSIGNMENT,
     Actor,
     AssignmentState,
     CallbackResult,
@@ -37,48 +42,9 @@ from hotline.ticketing.model import (
     TicketType,
 )
 from hotline.ticketing.sla import SlaEngine, Stage
+from hotline.ticketing.transitions import TRANSITIONS, WITHDRAWALS, A, T
 
-A = AssignmentState
-T = TicketState
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    rule: str  # the rule that governs the action
-    tickets: frozenset[TicketState]  # ticket states it may start from
-    assignments: frozenset[AssignmentState] | None = None  # assignment states, if it acts on one
-
-
-def _t(
-    rule: str, tickets: set[TicketState], assignments: set[AssignmentState] | None = None
-) -> Transition:
-    return Transition(rule, frozenset(tickets), frozenset(assignments) if assignments else None)
-
-
-# The transition table: every action, where it may start, and the rule behind it.
-TRANSITIONS: dict[str, Transition] = {
-    "reject": _t("I-3", {T.REGISTERED}),
-    "answer_on_spot": _t("I-5", {T.REGISTERED}),
-    "assign": _t("D-1", {T.REGISTERED, T.ASSIGNED, T.REVIEW}),
-    "stop_repeat": _t("D-6", {T.REGISTERED}),
-    "transfer_internal": _t("T-1", {T.REGISTERED, T.ASSIGNED}),
-    "internal_result": _t("T-2", {T.INTERNAL}),
-    "sign": _t("D-3", {T.ASSIGNED}, {A.ASSIGNED}),
-    "request_return": _t("D-4", {T.ASSIGNED}, {A.ASSIGNED, A.SIGNED}),
-    "decide_return": _t("D-4", {T.ASSIGNED}, {A.RETURN_REQUESTED}),
-    "request_extension": _t("H-3", {T.ASSIGNED}, {A.SIGNED, A.REPLY_DRAFTED}),
-    "decide_extension": _t("H-3", {T.ASSIGNED}, {A.SIGNED, A.REPLY_DRAFTED}),
-    "draft_reply": _t("H-4", {T.ASSIGNED}, {A.SIGNED, A.REPLY_DRAFTED}),
-    "approve_reply": _t("H-4", {T.ASSIGNED}, {A.REPLY_DRAFTED}),
-    "review": _t("H-5", {T.ASSIGNED, T.REVIEW}, {A.REPLIED}),
-    "propose_no_publication": _t(
-        "P-1", {T.ASSIGNED, T.REVIEW, T.CALLBACK}, {A.REPLY_DRAFTED, A.REPLIED, A.ACCEPTED}
-    ),
-    "callback": _t("B-1", {T.CALLBACK}),
-    "rehandle": _t("B-2", {T.DISSATISFIED}),
-    "office_close": _t("B-2", {T.DISSATISFIED}),
-    "decide_publication": _t("P-1", {T.CLOSED}),
-}
+__all__ = ["TRANSITIONS", "Assignment", "Ctx", "Ticket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,67 +61,6 @@ class Ctx:
             return self.sla.due(stage, start)
         except CalendarError:
             return None
-
-
-@dataclass(slots=True)
-class Reply:
-    text: str
-    attachments: tuple[str, ...]
-    drafted_by: str
-    drafted_at: dt.datetime
-    approved_by: str | None = None
-    approved_at: dt.datetime | None = None
-
-
-@dataclass(slots=True)
-class Extension:  # rule H-3
-    reason: str
-    extra_days: float
-    progress: str
-    plan: str
-    requested_by: str
-    requested_at: dt.datetime
-    approved: bool | None = None
-    granted_days: float = 0.0
-    decided_by: str | None = None
-    decided_at: dt.datetime | None = None
-    note: str = ""
-
-
-@dataclass(slots=True)
-class ReturnRequest:  # rule D-4
-    reason: str
-    basis: str
-    suggested_unit: str
-    requested_by: str
-    requested_at: dt.datetime
-    previous_state: AssignmentState
-    justified: bool | None = None
-    decided_by: str | None = None
-    note: str = ""
-
-
-@dataclass(slots=True)
-class Assignment:
-    id: str
-    unit_id: str
-    lead: bool
-    state: AssignmentState
-    assigned_at: dt.datetime
-    sign: Deadline
-    return_window: Deadline
-    handle: Deadline
-    round: int = 1  # 2, 3, … after re-handling (B-2)
-    return_request: ReturnRequest | None = None
-    extensions: list[Extension] = field(default_factory=list)
-    reply: Reply | None = None
-    sent_back: int = 0  # H-5 review send-backs
-    review_note: str = ""
-    no_publication: str = ""  # P-1(3): the unit's reason to keep the reply unpublished
-
-    @property
-    def live(self) -> bool:
-        return self.state in LIVE_ASSIGNMENT
 
 
 @dataclass(slots=True)
@@ -188,35 +93,31 @@ class Internal:  # rules T-1 … T-4
     result: str = ""
 
 
-def _known(deadline: Deadline) -> dt.datetime:
-    if deadline.due is None:
-        raise TicketError(
-            "deadline_unknown",
-            f"no {deadline.stage} deadline: the working calendar lacks the year; add it to the "
-            "calendar file",
-            "C-2",
-        )
-    return deadline.due
-
-
-def _extended(ctx: Ctx, deadline: Deadline, days: float) -> dt.datetime:
-    try:
-        return ctx.sla.calendar.add_working_days(_known(deadline), days)
-    except CalendarError as exc:
-        raise TicketError("deadline_unknown", str(exc), "C-2") from None
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 UTILITIES = ("water", "power", "gas")  # rule H-6
 CALLBACK_METHODS = ("phone", "self_evaluation")  # rule B-1
 NOTICE_TEMPLATE = "您所反映的问题已转由{unit}内部办理，{unit}的联系方式是{contact}"  # rule T-4
 
 
+SUBJECT_CHARS = 40  # a subject taken from the content is its head, this long
+
+
+def subject_of(content: str) -> str:
+    """The content's head as the subject, never cut inside a number (rule Y-1): a cut that
+    falls in a run of digits and separators goes on to the end of the run, so the scrubber
+    sees the whole number and masks it, and no prefix of it outlives the mask."""
+    text = content.strip()
+    end = SUBJECT_CHARS
+    while end < len(text) and _in_run(text[end]):
+        end += 1
+    return text[:end]
+
+
+def _in_run(ch: str) -> bool:
+    return ch.isdecimal() or ch.isspace() or ch in privacy.SEPARATORS or ch in "XxＸｘ"
+
+
 @dataclass(slots=True)
-class Ticket:
+class Ticket(UnitSide):
     id: str
     number: str
     type: TicketType
@@ -290,7 +191,7 @@ class Ticket:
             type=type,
             channel=channel,
             citizen=citizen,
-            subject=subject.strip() or content.strip()[:40],
+            subject=subject.strip() or subject_of(content),
             content=content,
             registered_at=ctx.now,
             registered_by=ctx.actor.user_id,
@@ -352,7 +253,6 @@ class Ticket:
         if not units:
             raise TicketError("units_required", "name one or more distinct units", "D-5")
         self._check_new_units(units, lead)
-        before = self.state.value
         if not self.assignments:
             multi = len(units) > 1 and lead is not None
             stage = Stage.ASSIGN_MULTI if multi else Stage.ASSIGN
@@ -360,7 +260,7 @@ class Ticket:
             self.assign_deadline = Deadline(stage.value, "D-1", due, ctx.now)
         for unit in units:
             self.assignments.append(self._new_assignment(ctx, unit, lead == unit, 1))
-        self.state = T.ASSIGNED
+        before = self._go("assign", T.ASSIGNED)
         self._record(
             ctx,
             "assign",
@@ -427,221 +327,6 @@ class Ticket:
         self.decision = decision
         self._close(ctx, "stop_repeat", "D-6", "repeat_not_assigned", timely_replies=timely_replies)
 
-    # -- the unit's side ----------------------------------------------------------------------
-    def sign(self, ctx: Ctx, assignment_id: str) -> None:
-        """Rule D-3: the unit signs within 4 working hours."""
-        a = self._assignment("sign", ctx, assignment_id)
-        a.sign = a.sign.finish(ctx.now)
-        self._move(ctx, a, "sign", "D-3", A.SIGNED, late=a.sign.late)
-
-    def request_return(
-        self, ctx: Ctx, assignment_id: str, reason: str, basis: str, suggested_unit: str
-    ) -> None:
-        """Rule D-4: with a reason, a legal/mandate basis and a suggested unit; once refused,
-        never again."""
-        a = self._assignment("request_return", ctx, assignment_id)
-        if a.unit_id in self.return_refused_units:  # for this ticket, whatever comes after
-            raise TicketError(
-                "second_return_refused",
-                "the office found the earlier return unjustified; this unit may not return it "
-                "again",
-                "D-4",
-            )
-        missing = [
-            n
-            for n, v in (("reason", reason), ("basis", basis), ("suggested_unit", suggested_unit))
-            if not v.strip()
-        ]
-        if missing:
-            raise TicketError("return_fields_required", f"missing: {', '.join(missing)}", "D-4")
-        a.return_request = ReturnRequest(
-            reason, basis, suggested_unit, ctx.actor.user_id, ctx.now, a.state
-        )
-        a.return_window = a.return_window.finish(ctx.now)
-        self._move(
-            ctx,
-            a,
-            "request_return",
-            "D-4",
-            A.RETURN_REQUESTED,
-            late=a.return_window.late,
-            suggested_unit=suggested_unit,
-        )
-
-    def decide_return(
-        self,
-        ctx: Ctx,
-        assignment_id: str,
-        justified: bool,
-        note: str,
-        reassign_to: list[str] | None = None,
-    ) -> None:
-        """Rule D-4: justified → the ticket goes to another unit; not → it stays, for good.
-
-        While other units still hold the ticket, a justified return names the unit that takes
-        the returned part over (``reassign_to``), so no part of the request is dropped; a lead
-        that returns hands the lead on.
-        """
-        a = self._assignment("decide_return", ctx, assignment_id)
-        request = a.return_request
-        assert request is not None
-        others = [x for x in self.assignments if x.live and x is not a]
-        if justified:
-            if others and not reassign_to:
-                raise TicketError(
-                    "reassignment_required",
-                    "other units still hold this ticket: name the unit that takes the returned "
-                    "part over",
-                    "D-4",
-                )
-            self._check_new_units(reassign_to or [], lead=None)
-        request.justified, request.decided_by, request.note = justified, ctx.actor.user_id, note
-        if not justified:
-            self.return_refused_units.append(a.unit_id)
-            self._move(ctx, a, "decide_return", "D-4", request.previous_state, justified=False)
-            return
-        lead_goes = a.lead
-        a.lead = False
-        self._move(ctx, a, "decide_return", "D-4", A.RETURNED, justified=True)
-        if reassign_to:
-            for n, unit in enumerate(reassign_to):
-                self.assignments.append(self._new_assignment(ctx, unit, lead_goes and n == 0, 1))
-            before = self.state.value
-            self.state = T.ASSIGNED
-            self._record(ctx, "reassign", "D-4", before, self.state.value, units=reassign_to)
-        elif not others:
-            before = self.state.value
-            self.state = T.REGISTERED  # back to the office to assign again
-            self._record(ctx, "await_reassignment", "D-4", before, self.state.value)
-
-    def request_extension(
-        self,
-        ctx: Ctx,
-        assignment_id: str,
-        reason: str,
-        extra_days: float,
-        progress: str,
-        plan: str,
-    ) -> None:
-        """Rule H-3: with the leader's approval, inside the window before the deadline, with
-        its four fields, at most one original cycle in all."""
-        a = self._assignment("request_extension", ctx, assignment_id)
-        self._need(ctx, "unit_leader", "H-3")
-        missing = [
-            n
-            for n, v in (("reason", reason), ("progress", progress), ("plan", plan))
-            if not v.strip()
-        ]
-        if extra_days <= 0:
-            missing.append("extra_days")
-        if missing:
-            raise TicketError("extension_fields_required", f"missing: {', '.join(missing)}", "H-3")
-        if any(e.approved is None for e in a.extensions):
-            raise TicketError("extension_pending", "an extension request is pending", "H-3")
-        self._check_extension_window(ctx, a)
-        cycle = ctx.sla.limits[self.handle_stage].amount * ctx.sla.rules.extension_max_cycles
-        granted = sum(e.granted_days for e in a.extensions if e.approved)
-        if granted + extra_days > cycle:
-            raise TicketError(
-                "extension_too_long",
-                f"{granted:g} + {extra_days:g} working days exceed one original cycle ({cycle:g})",
-                "H-3",
-            )
-        a.extensions.append(
-            Extension(reason, extra_days, progress, plan, ctx.actor.user_id, ctx.now)
-        )
-        self._move(ctx, a, "request_extension", "H-3", a.state, extra_days=extra_days)
-
-    def _check_extension_window(self, ctx: Ctx, a: Assignment) -> None:
-        rules = ctx.sla.rules
-        due = _known(a.handle)
-        opens = due - dt.timedelta(hours=rules.extension_window_hours)
-        if rules.extension_window == "within":  # literal: 截止前24小时内
-            inside = opens <= ctx.now <= due
-            where = f"between {opens.isoformat()} and {due.isoformat()}"
-        else:  # "no later than 24 hours before"
-            inside = ctx.now <= opens
-            where = f"no later than {opens.isoformat()}"
-        if not inside:
-            raise TicketError(
-                "extension_outside_window", f"extensions are requested {where}", "H-3"
-            )
-
-    def decide_extension(
-        self,
-        ctx: Ctx,
-        assignment_id: str,
-        approve: bool,
-        days: float | None = None,
-        note: str = "",
-    ) -> None:
-        """Rule H-3: the office approves (at most what was asked) or refuses."""
-        a = self._assignment("decide_extension", ctx, assignment_id)
-        pending = [e for e in a.extensions if e.approved is None]
-        if not pending:
-            raise TicketError("no_extension_pending", "no extension request to decide", "H-3")
-        ext = pending[0]
-        granted = ext.extra_days if days is None else days
-        if approve and not 0 < granted <= ext.extra_days:
-            raise TicketError(
-                "extension_grant_invalid",
-                f"grant between 0 and {ext.extra_days:g} working days",
-                "H-3",
-            )
-        new_due = _extended(ctx, a.handle, granted) if approve else a.handle.due
-        ext.approved, ext.decided_by, ext.decided_at, ext.note = (
-            approve,
-            ctx.actor.user_id,
-            ctx.now,
-            note,
-        )
-        if approve:
-            ext.granted_days = granted
-            a.handle = replace(a.handle, due=new_due)
-        self._move(
-            ctx,
-            a,
-            "decide_extension",
-            "H-3",
-            a.state,
-            approved=approve,
-            granted_days=ext.granted_days,
-            handle_due=_iso(a.handle.due),
-        )
-
-    def draft_reply(
-        self, ctx: Ctx, assignment_id: str, text: str, attachments: tuple[str, ...] = ()
-    ) -> None:
-        """Rules H-2, H-4: the handler drafts a specific reply, with site photos if any."""
-        a = self._assignment("draft_reply", ctx, assignment_id)
-        if len(text.strip()) < 10:
-            raise TicketError(
-                "reply_too_short", "a reply states what was done, specifically", "H-4"
-            )
-        a.reply = Reply(text, tuple(attachments), ctx.actor.user_id, ctx.now)
-        self._move(ctx, a, "draft_reply", "H-4", A.REPLY_DRAFTED, attachments=len(attachments))
-
-    def approve_reply(self, ctx: Ctx, assignment_id: str, approve: bool, note: str = "") -> None:
-        """Rule H-4: the reply reaches the office only after the unit's leader approves it."""
-        a = self._assignment("approve_reply", ctx, assignment_id)
-        self._need(ctx, "unit_leader", "H-4")
-        if not approve:
-            self._move(ctx, a, "approve_reply", "H-4", A.SIGNED, approved=False, note=note)
-            return
-        assert a.reply is not None
-        a.reply.approved_by, a.reply.approved_at = ctx.actor.user_id, ctx.now
-        a.handle = a.handle.finish(ctx.now)
-        self._move(ctx, a, "approve_reply", "H-4", A.REPLIED, approved=True, late=a.handle.late)
-
-    def propose_no_publication(self, ctx: Ctx, assignment_id: str, reason: str) -> None:
-        """Rule P-1(3): the unit proposes not to publish its reply; the office decides."""
-        a = self._assignment("propose_no_publication", ctx, assignment_id)
-        self._need(ctx, "unit_leader", "P-1")
-        if not reason.strip():
-            raise TicketError("reason_required", "say why the reply should stay unpublished", "P-1")
-        a.no_publication = reason
-        self._move(ctx, a, "propose_no_publication", "P-1", a.state)
-
     # -- the office's review and callback ----------------------------------------------------
     def review(self, ctx: Ctx, assignment_id: str, passed: bool, note: str = "") -> None:
         """Rule H-5: a reply that is not standard, specific or complete goes back to the unit,
@@ -676,8 +361,7 @@ class Ticket:
         late = bool(self.callback_deadline.late)
         self.callbacks.append(Callback(result, note, ctx.actor.user_id, ctx.now, late, method))
         if result is CallbackResult.UNSATISFIED:
-            before = self.state.value
-            self.state = T.DISSATISFIED
+            before = self._go("callback", T.DISSATISFIED)
             self._record(
                 ctx, "callback", "B-2", before, self.state.value, result=result.value, late=late
             )
@@ -693,12 +377,11 @@ class Ticket:
             raise TicketError("units_required", "name distinct units", "B-2")
         self.rehandled += 1
         for a in done:
-            a.state = A.WITHDRAWN
-        before = self.state.value
+            self._withdraw("rehandle", a)
         for unit in units:
             lead = any(a.lead and a.unit_id == unit for a in done)
             self.assignments.append(self._new_assignment(ctx, unit, lead, self.rehandled + 1))
-        self.state = T.ASSIGNED
+        before = self._go("rehandle", T.ASSIGNED)
         self.callback_deadline = None
         self._record(ctx, "rehandle", "B-2", before, self.state.value, units=units, note=note)
 
@@ -730,8 +413,7 @@ class Ticket:
             )
         for a in self.assignments:
             if a.live:
-                a.state = A.WITHDRAWN
-        before = self.state.value
+                self._withdraw("transfer_internal", a)
         self.internal = Internal(
             category,
             unit_id,
@@ -740,7 +422,7 @@ class Ticket:
             NOTICE_TEMPLATE.format(unit=unit_name, contact=contact),
             filing_copy_to_discipline=category is InternalCategory.WORK_STYLE,  # T-2
         )
-        self.state = T.INTERNAL
+        before = self._go("transfer_internal", T.INTERNAL)
         self._record(
             ctx,
             "transfer_internal",
@@ -837,23 +519,41 @@ class Ticket:
     def _move(
         self, ctx: Ctx, a: Assignment, action: str, rule: str, to: AssignmentState, **data: Any
     ) -> None:
+        t = TRANSITIONS[action]
+        if (to is not a.state) if t.stays else (to not in t.to_assignment):
+            raise AssertionError(f"the transition table has no {action} to {to.value}")
         before = a.state.value
         a.state = to
         self._record(ctx, action, rule, before, to.value, assignment=a.id, unit=a.unit_id, **data)
         self._settle(ctx)
 
+    def _go(self, action: str, state: TicketState) -> str:
+        """Move the ticket to ``state``, a target the table names for ``action``; returns the
+        state it was in."""
+        if state not in TRANSITIONS[action].to:
+            raise AssertionError(f"the transition table has no {action} to {state.value}")
+        before = self.state.value
+        self.state = state
+        return before
+
+    @staticmethod
+    def _withdraw(action: str, a: Assignment) -> None:
+        if a.state not in WITHDRAWALS[action]:
+            raise AssertionError(f"the transition table has no {action} from {a.state.value}")
+        a.state = A.WITHDRAWN
+
     def _settle(self, ctx: Ctx) -> None:
         """Derive the ticket's state from its live assignments."""
         live = [a for a in self.assignments if a.live]
-        if self.state not in (T.ASSIGNED, T.REVIEW, T.CALLBACK) or not live:
+        if self.state not in TRANSITIONS["settle"].tickets or not live:
             return
         before = self.state
         if all(a.state is A.ACCEPTED for a in live):
-            self.state = T.CALLBACK
+            self._go("settle", T.CALLBACK)
         elif all(a.state in (A.REPLIED, A.ACCEPTED) for a in live):
-            self.state = T.REVIEW
+            self._go("settle", T.REVIEW)
         else:
-            self.state = T.ASSIGNED
+            self._go("settle", T.ASSIGNED)
         fresh = self.state in (T.REVIEW, T.CALLBACK) and (
             before is T.ASSIGNED or self.callback_deadline is None
         )
@@ -869,8 +569,7 @@ class Ticket:
     def _close(
         self, ctx: Ctx, action: str, rule: str, how: str, state: TicketState = T.CLOSED, **data: Any
     ) -> None:
-        before = self.state.value
-        self.state = state
+        before = self._go(action, state)
         self.closed_at = ctx.now
         self.closed_how = how
         self._record(ctx, action, rule, before, state.value, how=how, **data)

@@ -11,12 +11,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hotline.errors import UserError
 from hotline.ticketing.model import Actor, Role
 from hotline.ticketing.tables import units, users
-
-
-class UserError(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,22 +2,28 @@
 
 The public view is built field by field from what may be published — never by deleting fields
 from the internal view — and the text that goes out is scrubbed of the citizen's name, phone
-and identity number even where an agent typed them into the request.
+and identity number even where an agent typed them into the request. A masked view scrubs
+every string but those of a few structural keys, so a free text added to the aggregate later is
+scrubbed without anyone remembering to. The one scrubber is :class:`hotline.privacy.Scrubber`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from hotline.privacy import mask_name, mask_phone
+from hotline.privacy import Scrubber, mask_name, mask_phone
 from hotline.ticketing import codec
-from hotline.ticketing.model import AssignmentState, Citizen, TicketState
-from hotline.ticketing.repository import Summary
+from hotline.ticketing.model import AssignmentState, Citizen, TicketEvent, TicketState
+from hotline.ticketing.queries import Summary
 from hotline.ticketing.ticket import Ticket
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})(?!\d)")
-_ID_NUMBER = re.compile(r"(?<![0-9Xx])\d{17}[\dXx](?![0-9Xx])")
+# Keys whose strings are structure, never free text: ids, numbers, states, times, unit ids.
+_IDS = ("id", "number", "upstream_id", "repeat_of", "recordings", "knowledge_id", "assignment")
+_UNITS_STATES = ("unit_id", "unit", "units", "return_refused_units", "state", "previous_state")
+_ACTORS = ("registered_by", "drafted_by", "approved_by", "requested_by", "decided_by", "by")
+_TIMES = ("registered_at", "assigned_at", "drafted_at", "approved_at", "requested_at", "at")
+_DEADLINES = ("decided_at", "closed_at", "upstream_due", "handle_due", "due", "done", "stage")
+STRUCTURAL = frozenset((*_IDS, *_UNITS_STATES, *_ACTORS, *_TIMES, *_DEADLINES, "rule"))
 
 
 def masked_citizen(citizen: Citizen) -> dict[str, str]:
@@ -34,36 +40,23 @@ def ticket_view(ticket: Ticket, *, masked: bool, unit: str | None = None) -> dic
     unit (``unit``), only its own assignments."""
     view: dict[str, Any] = codec.to_json(ticket)
     if masked:
+        view = Scrubber(ticket.citizen).tree(view, STRUCTURAL)
         view["citizen"] = masked_citizen(ticket.citizen)
-        _scrub_texts(view, ticket.citizen)
     if unit is not None:
         view["assignments"] = [a for a in view["assignments"] if a["unit_id"] == unit]
     view["masked"] = masked
     return view
 
 
-_TICKET_TEXTS = ("subject", "content", "address", "answer", "decision")
-_ASSIGNMENT_TEXTS = ("review_note", "no_publication")
-
-
-def _scrub_texts(view: dict[str, Any], citizen: Citizen) -> None:
-    def clean(node: dict[str, Any] | None, keys: tuple[str, ...]) -> None:
-        for key in keys:
-            if node and isinstance(node.get(key), str):
-                node[key] = scrub(node[key], citizen)
-
-    clean(view, _TICKET_TEXTS)
-    if view.get("rejection"):
-        view["rejection"] = [view["rejection"][0], scrub(view["rejection"][1], citizen)]
-    clean(view.get("internal"), ("result",))
-    for callback in view["callbacks"]:
-        clean(callback, ("note",))
-    for a in view["assignments"]:
-        clean(a, _ASSIGNMENT_TEXTS)
-        clean(a.get("reply"), ("text",))
-        clean(a.get("return_request"), ("reason", "basis", "note"))
-        for ext in a["extensions"]:
-            clean(ext, ("reason", "progress", "plan", "note"))
+def event_views(events: list[TicketEvent], citizen: Citizen, masked: bool) -> list[dict[str, Any]]:
+    """The event log as JSON; masked (rule Y-1), every string in each event's ``data`` is
+    scrubbed — notes travel there (``rehandle``, ``approve_reply``) — but structural keys."""
+    out: list[dict[str, Any]] = [codec.to_json(e) for e in events]
+    if masked:
+        scrubber = Scrubber(citizen)
+        for view in out:
+            view["data"] = scrubber.tree(view["data"], STRUCTURAL)
+    return out
 
 
 def summary_view(summary: Summary) -> dict[str, Any]:
@@ -72,12 +65,8 @@ def summary_view(summary: Summary) -> dict[str, Any]:
 
 
 def scrub(text: str, citizen: Citizen) -> str:
-    """Rule P-2: no name, phone or identity number in published text."""
-    for value in (citizen.id_number, citizen.phone, citizen.name):
-        if value and len(value) >= 2:
-            text = text.replace(value, "*" * len(value))
-    text = _ID_NUMBER.sub(lambda m: "*" * len(m.group()), text)
-    return _PHONE.sub(lambda m: "*" * len(m.group()), text)
+    """Rule P-2: no name, phone or identity number in published text (the one scrubber)."""
+    return Scrubber(citizen)(text)
 
 
 def publishable(ticket: Ticket) -> bool:
@@ -86,12 +75,12 @@ def publishable(ticket: Ticket) -> bool:
 
 
 def public_view(ticket: Ticket, unit_names: dict[str, str]) -> dict[str, Any]:
-    c = ticket.citizen
+    c = Scrubber(ticket.citizen)
     replies = [
         {
             "unit": unit_names.get(a.unit_id, a.unit_id),
             "lead": a.lead,
-            "text": scrub(a.reply.text, c),
+            "text": c(a.reply.text),
         }
         for a in ticket.assignments
         if a.reply is not None
@@ -101,11 +90,11 @@ def public_view(ticket: Ticket, unit_names: dict[str, str]) -> dict[str, Any]:
     return {
         "number": ticket.number,
         "type": ticket.type.value,
-        "subject": scrub(ticket.subject, c),
-        "content": scrub(ticket.content, c),
+        "subject": c(ticket.subject),
+        "content": c(ticket.content),
         "registered_at": ticket.registered_at.isoformat(),
         "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
-        "answer": scrub(ticket.answer, c) if ticket.answer else None,
+        "answer": c(ticket.answer) if ticket.answer else None,
         "replies": replies,
     }
 
@@ -117,7 +106,7 @@ def open311_view(ticket: Ticket, unit_names: dict[str, str]) -> dict[str, Any]:
     """One Open311 GeoReport v2 service request (no identity; rule P-2). The request's text
     and address go out only once the office has decided to publish it (P-1): an open request
     has not been checked against I-3(3) or T-1 yet."""
-    published = publishable(ticket)
+    published, c = publishable(ticket), Scrubber(ticket.citizen)
     live = [a for a in ticket.assignments if a.live] or ticket.assignments
     lead = next((a for a in live if a.lead), live[0] if live else None)
     updated = max([e for e in (ticket.closed_at, ticket.registered_at) if e is not None])
@@ -127,13 +116,13 @@ def open311_view(ticket: Ticket, unit_names: dict[str, str]) -> dict[str, Any]:
         "status_notes": ticket.closed_how or ticket.state.value,
         "service_name": ticket.type.value,
         "service_code": ticket.type.value,
-        "description": scrub(ticket.content, ticket.citizen) if published else None,
+        "description": c(ticket.content) if published else None,
         "agency_responsible": unit_names.get(lead.unit_id, lead.unit_id) if lead else None,
         "service_notice": None,
         "requested_datetime": ticket.registered_at.isoformat(),
         "updated_datetime": updated.isoformat(),
         "expected_datetime": lead.handle.due.isoformat() if lead and lead.handle.due else None,
-        "address": (scrub(ticket.address, ticket.citizen) or None) if published else None,
+        "address": (c(ticket.address) or None) if published else None,
         "address_id": None,
         "zipcode": None,
         "lat": None,

@@ -1,8 +1,9 @@
 """The e2e tier: a real Asterisk 22 in the lab root, real SIPp callers, the real backend.
 
 The session starts its own lab instance ("e2e") on ports of its own, so it runs beside a
-developer's lab; each test that needs the backend starts ``hotline serve`` as a subprocess on
-a fresh PostgreSQL database and stops it afterwards.
+developer's lab (``HOTLINE_E2E_INSTANCE`` and ``HOTLINE_E2E_PORT_OFFSET`` move it, so two e2e
+runs can run side by side); each test that needs the backend starts ``hotline serve`` as a
+subprocess on a fresh PostgreSQL database and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,34 @@ from hotline.config.settings import load_settings
 from hotline.lab.instance import HOME_IN_ROOT, Lab, _running_pid
 from tests.backend import Backend, hotline
 
-E2E_ENV = {
-    "HOTLINE_LAB_INSTANCE": "e2e",
-    "HOTLINE_LAB_SIP_PORT": "15060",
-    "HOTLINE_LAB_HTTP_PORT": "18088",
-    "HOTLINE_LAB_AMI_PORT": "15038",
-    "HOTLINE_LAB_RTP_START": "21000",
-    "HOTLINE_LAB_RTP_END": "21999",
-    "HOTLINE_SERVER_AGI_PORT": "14573",
-    "HOTLINE_SERVER_HTTP_PORT": "18080",
-}
+
+def e2e_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The e2e instance and its ports; ``HOTLINE_E2E_INSTANCE`` and ``HOTLINE_E2E_PORT_OFFSET``
+    shift them so two e2e runs can share the machine (e.g. ``e2eb`` with offset 200: SIP
+    15260, ARI 18288, AMI 15238, RTP 23000-23999, FastAGI 14773, HTTP 18280). The SIP port
+    also reserves the next 13 (the citizen, operator and utility phones); RTP moves by ten
+    times the offset, so any multiple of 100 keeps the ranges apart."""
+    instance = environ.get("HOTLINE_E2E_INSTANCE", "e2e")
+    raw = environ.get("HOTLINE_E2E_PORT_OFFSET", "0")
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"HOTLINE_E2E_PORT_OFFSET: not an integer: {raw!r}") from None
+    if not 0 <= offset <= 3000:
+        raise pytest.UsageError(f"HOTLINE_E2E_PORT_OFFSET must be 0..3000, got {offset}")
+    return {
+        "HOTLINE_LAB_INSTANCE": instance,
+        "HOTLINE_LAB_SIP_PORT": str(15060 + offset),
+        "HOTLINE_LAB_HTTP_PORT": str(18088 + offset),
+        "HOTLINE_LAB_AMI_PORT": str(15038 + offset),
+        "HOTLINE_LAB_RTP_START": str(21000 + 10 * offset),
+        "HOTLINE_LAB_RTP_END": str(21999 + 10 * offset),
+        "HOTLINE_SERVER_AGI_PORT": str(14573 + offset),
+        "HOTLINE_SERVER_HTTP_PORT": str(18080 + offset),
+    }
+
+
+E2E_ENV = e2e_env(os.environ)
 
 
 @pytest.fixture(scope="session")
@@ -109,17 +128,20 @@ def backend(
     started: list[LabBackend] = []
     creds = lab.credentials()
 
-    def start(config: Path | None = None) -> LabBackend:
+    def start(config: Path | None = None, **extra: str) -> LabBackend:
+        """``extra``: more settings, e.g. ``HOTLINE_SERVER_AGI_ALLOWED_PEERS="127.0.0.1"``."""
         env = {
             **lab_env,
             "HOTLINE_DATABASE_URL": database,
             "HOTLINE_ARI_URL": lab.ari_url,
             "HOTLINE_ARI_USER": creds.ari_user,
             "HOTLINE_ARI_PASSWORD": creds.ari_password,
+            "HOTLINE_SERVER_AGI_SECRET": creds.agi_secret,  # the dialplan's AGI URL has it
             "HOTLINE_ARI_RECORDINGS_DIR": str(tmp_path / "recordings"),
         }
         if config is not None:
             env["HOTLINE_CONFIG"] = str(config)
+        env.update(extra)
         b = LabBackend(env)
         b.start()
         started.append(b)

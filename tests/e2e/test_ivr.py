@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from hotline.ivr.fallback import fallback_key, parse
 from hotline.lab.calls import observe_call
 from hotline.lab.instance import Lab
 from hotline.lab.sipp import CallPlan
@@ -20,6 +21,12 @@ pytestmark = pytest.mark.e2e
 
 def caller() -> str:
     return "137" + "".join(random.choice("0123456789") for _ in range(8))
+
+
+def mine(name: str, key: str, number: str) -> bool:
+    """Is this safe-path recording on the switch the message of ``number``?"""
+    message = parse(name, key)
+    return message is not None and message.caller == number
 
 
 def office(b: LabBackend) -> dict[str, str]:
@@ -222,7 +229,10 @@ async def test_a_message_left_while_the_backend_was_down_becomes_a_ticket_when_i
     assert seen.call.ok, seen.call.output
     assert seen.user_events("HotlineFallback") and seen.user_events("HotlineVoicemail")
     spool = lab.home / "spool" / "recording"
-    (left,) = [p for p in spool.glob("hotline-fb-*.wav") if p.stem.endswith("-c" + plan.caller)]
+    key = fallback_key(lab.credentials().ari_password)
+    (left,) = [p for p in spool.glob("hotline-fb-*.wav") if mine(p.stem, key, plan.caller)]
+    assert plan.caller not in left.name  # the number is sealed (rule Y-1) ...
+    assert plan.caller not in lab.log_file.read_text()  # ... and not in Asterisk's log
 
     b = backend()  # the backend is back: it sweeps the switch at start
     tokens = office(b)

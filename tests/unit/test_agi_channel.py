@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
+from hotline.agi.channel import AGIChannel
 from hotline.agi.testing import ScriptedRunner
+from hotline.errors import AGICommandError, AGIHangup
 
 
 async def test_stream_file_returns_the_escape_digit_pressed() -> None:

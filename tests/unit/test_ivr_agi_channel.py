@@ -6,8 +6,9 @@ import pytest
 
 from hotline.agi.channel import AGIChannel
 from hotline.agi.testing import DEFAULT_ENV, ScriptedRunner
+from hotline.errors import CallerHungUp, ChannelError
 from hotline.ivr.agi_channel import AgiCallChannel
-from hotline.ivr.port import CallerHungUp, ChannelError, Handoff
+from hotline.ivr.port import Handoff
 
 
 def channel(script: list[tuple[str, str]]) -> tuple[AgiCallChannel, ScriptedRunner]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from hotline.agi.ari import AriError
+from hotline.errors import AriError, CallerHungUp
 from hotline.ivr.ari_channel import RESYNC, AriCallChannel, StasisApp, talk_seconds
-from hotline.ivr.port import CallerHungUp, Handoff
+from hotline.ivr.port import Handoff
 
 
 class RecordingClient:

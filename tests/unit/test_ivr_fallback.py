@@ -4,31 +4,99 @@ from __future__ import annotations
 
 import io
 import wave
+from pathlib import Path
 
 import pytest
 
-from hotline.ivr.fallback import FallbackMessage, parse, wav_seconds
+from hotline.ivr.fallback import (
+    FallbackMessage,
+    FallbackSweeper,
+    UnreadableName,
+    fallback_key,
+    parse,
+    seal,
+    wav_seconds,
+)
+
+KEY = "0123456789abcdef"
+# What Asterisk 22's func_aes made in the lab: AES_ENCRYPT(KEY,<call id>|<digits>) (over AMI
+# Getvar), base64 with +/=, as the dialplan gets it before it makes it file-name-safe
+FROM_ASTERISK = {
+    ("hotline-lab-e2eb-1796157005.0", "13912340249"): (
+        "B1hUrJB7+hXIrAC4wtoWw4jXu5EylRlH8gaHvHlF9McFALmzX4Iw2ku3ke2+XpCc"
+    ),
+    ("pbx-east-2-1795785805.17", ""): "LCPC8q08HBMr0IxtOC6PaRlOOqL4Cb3i54CnlH5iiJs=",
+}
 
 
-def test_a_safe_path_recording_names_its_call_and_caller() -> None:
-    message = parse("hotline-fb-1700000000-12-c13800138000")
-    assert message == FallbackMessage(
-        "hotline-fb-1700000000-12-c13800138000", "1700000000.12", "13800138000"
-    )
-    assert message.name == "hotline-fb-1700000000-12"  # rule Y-1: our copy has no number
+def dialplan_name(aes_output: str) -> str:
+    """The dialplan's REPLACE steps: + -> -, / -> _, no =."""
+    return "hotline-fb-e" + aes_output.replace("+", "-").replace("/", "_").replace("=", "")
+
+
+@pytest.mark.parametrize(("call", "caller"), list(FROM_ASTERISK))
+def test_a_name_sealed_by_asterisk_opens_to_its_call_and_caller(call: str, caller: str) -> None:
+    name = dialplan_name(FROM_ASTERISK[call, caller])
+    assert parse(name, KEY) == FallbackMessage(name, call, caller)
+    assert seal(KEY, call, caller) == name  # we seal exactly as func_aes does
+
+
+def test_the_number_is_nowhere_in_the_name_nor_in_our_copy_s_name() -> None:
+    name = seal(KEY, "1700000000.12", "13800138000")
+    assert "13800138000" not in name and "38001" not in name  # rule Y-1
+    message = parse(name, KEY)
+    assert message == FallbackMessage(name, "1700000000.12", "13800138000")
+    assert message.name == "hotline-fb-1700000000-12"  # our copy: the call, not the number
 
 
 def test_a_call_id_with_the_switch_s_system_name_keeps_it() -> None:
     # Asterisk prefixes unique ids with its systemname (asterisk.conf), dashes and all
-    message = parse("hotline-fb-pbx-east-2-1795785805-0-c02512345678")
+    message = parse(seal(KEY, "pbx-east-2-1795785805.0", "02512345678"), KEY)
     assert message is not None
     assert (message.call_id, message.caller) == ("pbx-east-2-1795785805.0", "02512345678")
     assert message.name == "hotline-fb-pbx-east-2-1795785805-0"
 
 
 def test_a_withheld_number_is_no_number() -> None:
-    message = parse("hotline-fb-1700000000-3-c")
+    message = parse(seal(KEY, "1700000000.3", ""), KEY)
     assert message is not None and message.caller == ""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        seal("fedcba9876543210", "1700000000.12", "13800138000"),  # another key
+        seal(KEY, "1700000000.12", "13800138000")[:-1],  # cut short
+        seal(KEY, "1700000000.12", "13800138000") + "AA",  # not whole blocks
+        "hotline-fb-e",  # AES_ENCRYPT failed in the dialplan: no sealed part
+        "hotline-fb-e" + "A" * 22,  # a block of zeros: opens to nothing we wrote
+        "hotline-fb-e" + "%" * 22,
+    ],
+)
+def test_a_sealed_name_that_does_not_open_is_unreadable_not_someone_else_s(name: str) -> None:
+    with pytest.raises(UnreadableName):
+        parse(name, KEY)
+
+
+def test_the_key_is_derived_from_the_ari_password_as_16_dialplan_safe_characters() -> None:
+    key = fallback_key("ari-password")
+    assert key == fallback_key("ari-password") != fallback_key("another password")
+    assert len(key) == 16 and key.replace("-", "").replace("_", "").isalnum()
+    assert parse(seal(key, "1700000000.1", "13800138000"), key) is not None
+
+
+def test_the_older_names_with_the_number_in_clear_are_still_taken_in() -> None:
+    # recorded before the number was sealed: still messages to call back
+    message = parse("hotline-fb-1700000000-12-c13800138000", KEY)
+    assert message == FallbackMessage(
+        "hotline-fb-1700000000-12-c13800138000", "1700000000.12", "13800138000"
+    )
+    assert message.name == "hotline-fb-1700000000-12"  # rule Y-1: our copy has no number
+    withheld = parse("hotline-fb-pbx-east-2-1795785805-0-c", KEY)
+    assert withheld is not None and (withheld.call_id, withheld.caller) == (
+        "pbx-east-2-1795785805.0",
+        "",
+    )
 
 
 @pytest.mark.parametrize(
@@ -42,7 +110,7 @@ def test_a_withheld_number_is_no_number() -> None:
     ],
 )
 def test_other_recordings_are_left_alone(name: str) -> None:
-    assert parse(name) is None
+    assert parse(name, KEY) is None
 
 
 def wav(seconds: float, rate: int = 8000) -> bytes:
@@ -63,3 +131,52 @@ def test_a_message_lasts_as_long_as_its_audio() -> None:
 def test_what_is_not_a_wav_file_is_refused() -> None:
     with pytest.raises(ValueError, match="not a WAV file"):
         wav_seconds(b"RIFF\0\0")
+
+
+class FakeSwitch:
+    """ARI's stored recordings, as the sweeper uses them."""
+
+    password = "the-ari-password"
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = list(names)
+        self.deleted: list[str] = []
+
+    async def get(self, path: str) -> list[dict[str, str]]:
+        return [{"name": n} for n in self.names] if path == "/recordings/stored" else []
+
+    async def download(self, path: str) -> bytes:
+        return wav(2.0)
+
+    async def delete(self, path: str) -> None:
+        self.deleted.append(path)
+
+
+class FakeService:
+    def __init__(self) -> None:
+        self.registered: list[tuple[str, str, str]] = []
+
+    async def register_voice_message(self, call_id, phone, recording, seconds, kind):  # type: ignore[no-untyped-def]
+        self.registered.append((call_id, phone, recording))
+        return type("T", (), {"number": f"20261201-{len(self.registered):04d}"})()
+
+
+async def test_the_sweeper_opens_names_with_the_key_from_the_ari_password_and_leaves_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = fallback_key(FakeSwitch.password)
+    good = seal(key, "hotline-lab-t-1796157005.4", "13912340249")
+    other_key = seal(KEY, "hotline-lab-t-1796157005.5", "13912340250")
+    switch, service = FakeSwitch([good, other_key, "not-ours"]), FakeService()
+    sweeper = FallbackSweeper(switch, service, tmp_path)  # type: ignore[arg-type]
+    assert await sweeper.sweep() == ["20261201-0001"]
+    assert service.registered == [
+        ("hotline-lab-t-1796157005.4", "13912340249", "hotline-fb-hotline-lab-t-1796157005-4")
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["hotline-fb-hotline-lab-t-1796157005-4.wav"]
+    assert switch.deleted == [f"/recordings/stored/{good}"]  # the unreadable one stays
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "1 on the switch do not open" in warning
+    for record in caplog.records:  # neither number, nor a sealed name, is logged
+        text = record.getMessage()
+        assert "1391234025" not in text and good not in text and other_key not in text

@@ -9,11 +9,12 @@ import logging
 import pytest
 
 from hotline.config.settings import DEFAULT_MENU, DEFAULT_UTILITY_MENU
+from hotline.errors import CallerHungUp
 from hotline.ivr import flows
 from hotline.ivr.fake import HangUp, Press, ScriptedCall, Silence, Speak, Type
 from hotline.ivr.flows import IvrConfig, TicketInfo
 from hotline.ivr.journal import CallRecord
-from hotline.ivr.port import CallerHungUp, Handoff, Recording, prompt
+from hotline.ivr.port import Handoff, Recording, prompt
 
 NOW = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 CFG = IvrConfig(

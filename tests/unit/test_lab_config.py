@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from hotline.config.settings import load_settings
+from hotline.ivr.fallback import fallback_key
 from hotline.lab import render
+from hotline.lab.instance import _write, complete_credentials, private
 from hotline.lab.root import LabError, find_mirror, stamp
 from hotline.lab.sipp import CallPlan, scenario
 
@@ -70,10 +75,13 @@ def test_render_refuses_missing_values() -> None:
         render.render("bind = 127.0.0.1:{{sip_port}}", {})
 
 
+AGENTS = {str(ext): f"agent-pw-{ext}" for ext in render.AGENT_EXTENSIONS}
+CREDS = render.Credentials("ari", "pw1", "ami", "pw2", "agi-secret-0123456789", AGENTS)
+
+
 def rendered(env: dict[str, str] | None = None) -> dict[str, str]:
     settings = load_settings(env=env or {})
-    creds = render.Credentials("ari", "pw1", "ami", "pw2", "pw3")
-    values = render.instance_values(settings, "/var/lib/hotline-lab/t", "/usr/lib/x/modules", creds)
+    values = render.instance_values(settings, "/var/lib/hotline-lab/t", "/usr/lib/x/modules", CREDS)
     return render.render_all(values)
 
 
@@ -109,9 +117,33 @@ def test_agent_phones_8001_to_8099_and_utilities_exist() -> None:
         assert f"[utility-{unit}](lab-endpoint)" in pjsip
 
 
+def test_every_agent_phone_has_its_own_password() -> None:
+    pjsip = rendered()["pjsip.conf"]
+    auths = re.findall(r"^username = (80\d\d)\npassword = (\S+)$", pjsip, re.M)
+    assert len(auths) == 99 and all(pw == f"agent-pw-{ext}" for ext, pw in auths)
+
+
+def test_credentials_are_generated_once_and_an_older_file_gets_what_it_lacks() -> None:
+    fresh = complete_credentials({})
+    assert len(fresh.agent_passwords) == 99 and len(set(fresh.agent_passwords.values())) == 99
+    assert len(fresh.agi_secret) >= 16 and fresh.ari_password != fresh.ami_password
+    assert complete_credentials(dataclasses.asdict(fresh)) == fresh  # stable once written
+    older = {  # before the AGI secret, with one password for every agent phone
+        "ari_user": "hotline",
+        "ari_password": "ari-pw",
+        "ami_user": "hotline",
+        "ami_password": "ami-pw",
+        "agent_password": "shared",
+    }
+    upgraded = complete_credentials(older)
+    assert (upgraded.ari_password, upgraded.ami_password) == ("ari-pw", "ami-pw")
+    assert upgraded.agi_secret and "shared" not in upgraded.agent_passwords.values()
+    assert not hasattr(upgraded, "agent_password")
+
+
 def test_dialplan_calls_the_backend_and_falls_back_when_it_cannot() -> None:
     dialplan = rendered({"HOTLINE_SERVER_AGI_PORT": "14573"})["extensions.conf"]
-    assert "HOTLINE_AGI = agi://127.0.0.1:14573/ivr" in dialplan
+    assert "HOTLINE_AGI = agi://127.0.0.1:14573/ivr?secret=agi-secret-0123456789\n" in dialplan
     assert '$["${AGISTATUS}" != "SUCCESS"]?hotline-fallback,s,1' in dialplan
     assert '$["${HOTLINE_ROUTE}" = ""]?hotline-fallback,s,1' in dialplan
     for route in ("queue", "utility", "operator", "hangup"):
@@ -139,3 +171,51 @@ def test_citizen_scenario_plays_one_pcap_per_key_and_is_valid_xml() -> None:
 def test_call_plans_refuse_what_could_break_the_scenario(plan: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         CallPlan(**plan)  # type: ignore[arg-type]
+
+
+def test_the_safe_path_seals_the_number_before_any_logged_argument_sees_it() -> None:
+    dialplan = rendered()["extensions.conf"]
+    lines = [line for line in dialplan.splitlines() if not line.startswith(";")]
+    # the caller's number is read in one place only: inside AES_ENCRYPT, under the key
+    (reads,) = [line for line in lines if "CALLERID" in line]
+    key = fallback_key("pw1")
+    assert f"Set(HOTLINE_FB=${{AES_ENCRYPT({key},${{UNIQUEID}}|" in reads
+    assert "${FILTER(0-9,${CALLERID(num)})}" in reads
+    (record,) = [line for line in lines if "Record(" in line]
+    assert "hotline-fb-e${HOTLINE_FB}.wav" in record
+    assert key not in "".join(line for line in lines if line != reads)  # written once, there
+    assert "require => func_aes.so" in rendered()["modules.conf"]
+
+
+def test_lab_files_are_written_for_root_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ari.conf"
+    path.write_text("old")
+    path.chmod(0o644)
+    old = os.umask(0)
+    try:
+        _write(path, "password = x\n", 0o640)
+        _write(tmp_path / "credentials.json", "{}", 0o600)
+    finally:
+        os.umask(old)
+    assert path.read_text() == "password = x\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "credentials.json").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_what_an_older_lab_left_readable_is_made_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "spool" / "recording").mkdir(parents=True)
+    wav = home / "spool" / "recording" / "hotline-fb-x.wav"
+    wav.write_bytes(b"RIFF")
+    for p, mode in ((home, 0o755), (home / "spool", 0o777), (wav, 0o666)):
+        p.chmod(mode)
+    outside = tmp_path / "outside"
+    outside.write_text("")
+    outside.chmod(0o644)
+    (home / "link").symlink_to(outside)
+    private(home)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o750
+    assert stat.S_IMODE((home / "spool").stat().st_mode) == 0o750
+    assert stat.S_IMODE(wav.stat().st_mode) == 0o640
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o644  # a link is not followed

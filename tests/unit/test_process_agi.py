@@ -8,10 +8,11 @@ import threading
 
 import pytest
 
-from hotline.agi.channel import AGIChannel, AGICommandError, AGIHangup
+from hotline.agi.channel import AGIChannel
 from hotline.agi.process import Pyst2Runner
-from hotline.agi.protocol import Command, RemoteProtocolError
+from hotline.agi.protocol import Command
 from hotline.agi.testing import DEFAULT_ENV, env_block
+from hotline.errors import AGICommandError, AGIHangup, RemoteProtocolError
 
 ENV = env_block({k: v for k, v in DEFAULT_ENV.items() if k != "agi_network_script"}).decode()
 

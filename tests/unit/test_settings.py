@@ -58,6 +58,8 @@ def test_settings_are_frozen() -> None:
         ({"HOTLINE_CITY_TIMEZONE": "Mars/Base"}, "city.timezone", "IANA time zone"),
         ({"HOTLINE_LOG_LEVEL": "LOUD"}, "log.level", "one of DEBUG"),
         ({"HOTLINE_IVR_MENU": "1=x"}, "ivr.menu", "TOML file"),
+        ({"HOTLINE_SERVER_AGI_ALLOWED_PEERS": "10.0.0.300"}, "server.agi_allowed_peers", "IP"),
+        ({"HOTLINE_SERVER_AGI_SECRET": "too-short"}, "server.agi_secret", "16 to 256"),
     ],
 )
 def test_bad_environment_values_name_the_key_and_the_expected_form(
@@ -150,3 +152,60 @@ def test_unreadable_or_non_utf8_config_files_are_settings_errors(tmp_path: Path)
     gbk.write_bytes('[prompts.texts]\nwelcome = "您好"\n'.encode("gbk"))
     with pytest.raises(SettingsError, match="UTF-8"):
         load_settings(gbk, env={})
+
+
+def test_fastagi_trusts_loopback_and_nobody_without_a_secret_by_default() -> None:
+    s = load_settings(env={})
+    assert s.server.agi_allowed_peers == "127.0.0.0/8,::1"
+    assert s.server.agi_secret == ""  # the server then refuses every session
+
+
+@pytest.mark.parametrize(
+    "peers", ["127.0.0.1", "10.0.0.0/8, 192.168.1.7", "::1,fd00::/8", "127.0.0.0/8,::1"]
+)
+def test_allowed_peers_are_addresses_and_networks(peers: str) -> None:
+    s = load_settings(env={"HOTLINE_SERVER_AGI_ALLOWED_PEERS": peers})
+    assert s.server.agi_allowed_peers == peers
+
+
+@pytest.mark.parametrize(
+    "peers", ["", "127.0.0.1,", "localhost", "10.0.0.1/8", "127.0.0.0/33", "0.0.0.0/-1"]
+)
+def test_allowed_peers_that_are_not_networks_stop_start_up(peers: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={"HOTLINE_SERVER_AGI_ALLOWED_PEERS": peers})
+    assert info.value.key == "server.agi_allowed_peers"
+
+
+@pytest.mark.parametrize(
+    "secret", ["x" * 15, "sixteen chars ok", "0123456789abcdef&x=1", "秘密" * 10]
+)
+def test_an_agi_secret_must_be_long_and_fit_a_url_as_it_is(secret: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={"HOTLINE_SERVER_AGI_SECRET": secret})
+    assert info.value.key == "server.agi_secret"
+
+
+def test_an_agi_secret_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nagi_secret = "from-the-file-0123456789"\n')
+    assert load_settings(path, env={}).server.agi_secret == "from-the-file-0123456789"
+    env = {"HOTLINE_SERVER_AGI_SECRET": "Z" * 32}
+    assert load_settings(path, env=env).server.agi_secret == "Z" * 32
+
+
+def test_a_secret_that_does_not_fit_is_named_but_never_echoed() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={"HOTLINE_SERVER_AGI_SECRET": "too short!"})
+    assert "server.agi_secret" in str(info.value) and "too short!" not in str(info.value)
+
+
+def test_config_show_hides_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    from hotline.cli import main
+
+    env = {"HOTLINE_SERVER_AGI_SECRET": "s" * 20 + "-visible", "HOTLINE_ARI_PASSWORD": "pw-xyz"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "-visible" not in out and "pw-xyz" not in out and "agi_secret = '<hidden> (set)'" in out

@@ -11,8 +11,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.db import metadata
+from hotline.errors import DuplicateIntake, NotFound, StaleTicket
 from hotline.ticketing.model import Channel, Citizen, TicketType
-from hotline.ticketing.repository import DuplicateIntake, NotFound, StaleTicket, UnitOfWork
+from hotline.ticketing.repository import UnitOfWork
 from hotline.ticketing.tables import ticket_events, tickets
 from hotline.ticketing.ticket import Ticket
 from tests.unit.ticketing.conftest import AGENT, DISPATCHER, WATER_HANDLER, World
@@ -131,9 +132,9 @@ async def test_open_tickets_by_phone_and_by_unit(engine: AsyncEngine) -> None:
         await uow.tickets.save(t)
         await uow.commit()
     async with UnitOfWork(engine) as uow:
-        by_phone = await uow.tickets.open_by_phone("13700137000")
-        water = await uow.tickets.summaries(unit="water")
-        roads = await uow.tickets.summaries(unit="roads")
+        by_phone = await uow.queries.caller_open_summaries("13700137000")
+        water = await uow.queries.summaries(unit="water")
+        roads = await uow.queries.summaries(unit="roads")
     assert [s.number for s in by_phone] == [mine.number]
     assert by_phone[0].lead_unit == "water" and by_phone[0].handle_due is not None
     assert [s.number for s in water] == [mine.number] and roads == []

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import FixedClock
 from hotline.config.settings import RulesSettings
-from hotline.ticketing.model import Actor, Role, TicketError
+from hotline.errors import TicketError
+from hotline.ticketing.model import Actor, Role
 from hotline.ticketing.service import TicketService
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.ticket import Ticket

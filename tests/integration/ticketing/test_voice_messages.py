@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import FixedClock
 from hotline.config.settings import RulesSettings
+from hotline.errors import Forbidden, NotFound
 from hotline.ticketing.model import Actor, Channel, Role, TicketType
-from hotline.ticketing.repository import NotFound
-from hotline.ticketing.service import Forbidden, TicketService
+from hotline.ticketing.service import TicketService
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.tables import identity_access
 from hotline.ticketing.users import add_unit, add_user, authenticate
@@ -49,10 +49,11 @@ async def test_a_voice_message_is_a_phone_ticket_with_a_call_back_task(
     assert ticket.channel is Channel.PHONE and ticket.citizen.phone == PHONE
     assert list(ticket.recordings) == ["hotline-vm-1700000000-7"] and "回电" in ticket.content
     (task,) = await service.tasks(who["supervisor"])
-    assert (task["kind"], task["ticket"], task["done_at"]) == (
+    assert (task.kind, task.ticket, task.done_at, task.note) == (
         "voicemail_callback",
         ticket.number,
         None,
+        "",
     )
     # the same call again (a retried registration): the same ticket, no second task
     again = await service.register_voice_message(
@@ -69,6 +70,16 @@ async def test_a_withheld_number_is_said_plainly_in_the_ticket(engine: AsyncEngi
     assert ticket.citizen.phone == "" and "来电号码未显示" in ticket.content
 
 
+async def test_a_withheld_number_is_said_in_the_call_back_task(engine: AsyncEngine) -> None:
+    # README: "a withheld caller ID is kept as no number, and the task says so"
+    service, who = await setup(engine)
+    await service.register_voice_message(
+        "1700000000.9", "", "hotline-vm-1700000000-9", 5.0, TicketType.HELP
+    )
+    (task,) = await service.tasks(who["supervisor"])
+    assert "来电号码未显示" in task.note and "无法回电" in task.note
+
+
 async def test_call_back_tasks_are_the_office_s_and_done_once(engine: AsyncEngine) -> None:
     service, who = await setup(engine)
     await service.register_voice_message("c.1", PHONE, "hotline-vm-c-1", 8.0, TicketType.HELP)
@@ -76,13 +87,13 @@ async def test_call_back_tasks_are_the_office_s_and_done_once(engine: AsyncEngin
         await service.tasks(who["water_h"])
     (task,) = await service.tasks(who["agent"])
     with pytest.raises(Forbidden):
-        await service.complete_task(who["water_l"], task["id"], "")
-    await service.complete_task(who["agent"], task["id"], "回电已联系，转派水务局")
+        await service.complete_task(who["water_l"], task.id, "")
+    await service.complete_task(who["agent"], task.id, "回电已联系，转派水务局")
     assert await service.tasks(who["agent"]) == []
     (done,) = await service.tasks(who["agent"], open_only=False)
-    assert done["done_by"] == who["agent"].user_id and done["note"].startswith("回电")
+    assert done.done_by == who["agent"].user_id and done.note.startswith("回电")
     with pytest.raises(NotFound):  # twice: the task is no longer open
-        await service.complete_task(who["agent"], task["id"], "")
+        await service.complete_task(who["agent"], task.id, "")
 
 
 async def test_only_the_office_hears_a_recording_and_every_listen_is_on_record(

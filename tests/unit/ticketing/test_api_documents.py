@@ -38,3 +38,38 @@ def test_a_ticket_survives_the_json_snapshot() -> None:
     t.events.clear()
     t.pending.clear()
     assert back == t
+
+
+def test_every_served_route_is_in_the_document() -> None:
+    from hotline.app import build_app
+    from hotline.config.settings import load_settings
+
+    app = build_app(load_settings(env={}))  # builds routes; opens nothing
+    served = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":  # aiohttp adds HEAD for every GET
+            continue
+        path = route.resource.canonical if route.resource else ""
+        if "{action}" in path:  # one documented path per action of the table
+            served |= {(route.method.lower(), path.replace("{action}", a)) for a in ACTIONS}
+        else:
+            served.add((route.method.lower(), path))
+    documented = {(m, p) for p, ops in openapi.document()["paths"].items() for m in ops}
+    assert served == documented
+
+
+def test_nothing_but_the_public_read_side_and_health_is_open() -> None:
+    open_ = {
+        p
+        for p, ops in openapi.document()["paths"].items()
+        for op in ops.values()
+        if op.get("security") == []
+    }
+    assert open_ == {
+        "/public/tickets",
+        "/public/tickets/{number}",
+        "/open311/v2/requests.json",
+        "/healthz",
+        "/console/",
+        "/api/v1/openapi.json",
+    }

@@ -1,0 +1,73 @@
+"""Operational HTTP endpoints: health, live calls, the IVR journal, the console placeholder.
+
+Health is public (load balancers ask it); live calls and the journal carry call ids, channels,
+keys pressed and masked callers, so they are the office's only (rule Y-1) — behind the same
+bearer tokens as the rest of the API. Caller numbers leave this process masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from aiohttp import web
+
+from hotline.appkeys import AGI, CALENDAR_UNTIL, JOURNAL, LIVE, NODE
+from hotline.privacy import mask_phone
+from hotline.ticketing.actions import OFFICE
+from hotline.web import current_user, ok, query_int
+
+CONSOLE_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>12345 坐席台</title></head>
+<body><h1>12345 坐席台 · Agent console</h1>
+<p>The agent console arrives with the softphone bridge. Until then this backend answers
+<a href="/healthz">/healthz</a>, and, with an office bearer token, /api/v1/calls/live and
+/api/v1/ivr/calls.</p></body></html>
+"""
+
+
+async def healthz(request: web.Request) -> web.Response:
+    agi = request.app[AGI]
+    return web.json_response(
+        {
+            "status": "ok",
+            "node": request.app[NODE],
+            "agi": {
+                "port": agi.port,
+                "active": agi.active,
+                "refused": agi.refused,
+                "refusals": dict(agi.refusals),  # busy, peer, secret
+            },
+            "calendar_until": request.app[CALENDAR_UNTIL],
+        }
+    )
+
+
+async def live_calls(request: web.Request) -> web.Response:
+    await current_user(request, OFFICE)
+    calls = await request.app[LIVE].list()
+    return ok({"calls": [asdict(c) for c in calls]})
+
+
+async def ivr_calls(request: web.Request) -> web.Response:
+    await current_user(request, OFFICE)
+    limit = query_int(request, "limit", 50, 500, least=1)
+    rows = await request.app[JOURNAL].recent(limit)
+    out = []
+    for r in rows:
+        item = asdict(r)
+        item["caller"] = mask_phone(r.caller)
+        item["started_at"] = r.started_at.isoformat()
+        item["ended_at"] = r.ended_at.isoformat() if r.ended_at else None
+        out.append(item)
+    return ok({"calls": out})
+
+
+async def console(request: web.Request) -> web.Response:
+    return web.Response(text=CONSOLE_PAGE, content_type="text/html")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/calls/live", live_calls)
+    app.router.add_get("/api/v1/ivr/calls", ivr_calls)
+    app.router.add_get("/console/", console)
