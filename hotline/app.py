@@ -113,6 +113,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             lambda token: authenticate(engine, token),
             failures=settings.server.auth_max_failures,
             window=settings.server.auth_window,
+            monotonic=app[CLOCK].monotonic,
         )
         yield
     finally:

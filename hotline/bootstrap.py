@@ -50,8 +50,8 @@ def ivr_services(
     ari: AriClient | None,
 ) -> BackendIvrServices:
     """What the IVR flows see of the backend; voice messages are fetched over ``ari``."""
-    fetcher = RecordingFetcher(ari, settings.ari.recordings_dir)
-    return BackendIvrServices(tickets, presence, fetcher)
+    fetcher = RecordingFetcher(ari, settings.ari.recordings_dir, clock=tickets.clock)
+    return BackendIvrServices(tickets, presence, fetcher, clock=tickets.clock)
 
 
 def agi_scripts(

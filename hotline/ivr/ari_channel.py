@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from hotline.agi.ari import AriClient
+from hotline.background import Background
 from hotline.errors import AriError
 from hotline.ivr.agi_channel import HANDOFF_VARIABLES
 from hotline.ivr.port import (
@@ -237,7 +238,7 @@ class StasisApp:
         self.app = app
         self.handler = handler
         self.calls: dict[str, AriCallChannel] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.background = Background("stasis calls")
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -268,9 +269,7 @@ class StasisApp:
         if kind == "StasisStart":
             call = AriCallChannel(self.ari, channel)
             self.calls[call.id] = call
-            task = asyncio.get_running_loop().create_task(self._run(call))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.background.submit(self._run(call), f"call {call.id}")
             return
         target = channel.get("id") or _owner(event)
         known = self.calls.get(target or "")
@@ -297,11 +296,7 @@ class StasisApp:
     async def close(self, grace: float = 0.0) -> None:
         """Let running calls finish for up to ``grace`` seconds, then send the rest back to
         the dialplan."""
-        if self._tasks and grace > 0:
-            await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.background.close(grace)
 
 
 def _owner(event: Event) -> str | None:

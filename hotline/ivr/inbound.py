@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from hotline.agi.fastagi import AGISession, Handler
+from hotline.background import Background
 from hotline.config.settings import Settings
 from hotline.errors import CallerHungUp
 from hotline.ivr import flows
@@ -30,13 +31,11 @@ class JournalWriter:
 
     def __init__(self, journal: CallJournal) -> None:
         self.journal = journal
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.background = Background("journal")
         self.failures = 0
 
     def submit(self, call: CallRecord) -> None:
-        task = asyncio.get_running_loop().create_task(self._write(call))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.background.submit(self._write(call), f"journal row {call.call_id}")
 
     async def _write(self, call: CallRecord) -> None:
         try:
@@ -46,8 +45,7 @@ class JournalWriter:
             log.exception("journal row for call %s not written", call.call_id)
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.drain()
 
 
 async def journaled(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import re
@@ -10,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hotline.agi.ari import AriClient, stored_recording
+from hotline.background import Background, backoff, retry
+from hotline.clock import Clock, SystemClock
 from hotline.errors import AriError
 from hotline.ivr.flows import TicketInfo
 from hotline.ivr.journal import CallRecord
@@ -44,11 +45,14 @@ class RecordingFetcher:
     """Copies voice messages from the switch (ARI stored recordings) into our own storage,
     after the call, with retries: a message is not left only on the switch."""
 
-    def __init__(self, ari: AriClient | None, folder: Path, attempts: int = 5) -> None:
+    def __init__(
+        self, ari: AriClient | None, folder: Path, attempts: int = 5, clock: Clock | None = None
+    ) -> None:
         self.ari = ari
         self.folder = folder
         self.attempts = attempts
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.clock = clock or SystemClock()
+        self.background = Background("recording fetcher")
 
     def path(self, name: str) -> Path:
         if not SAFE_NAME.fullmatch(name):
@@ -56,36 +60,37 @@ class RecordingFetcher:
         return self.folder / f"{name}.wav"
 
     def fetch_later(self, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._fetch(name))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.background.submit(self._fetch(name), f"fetch {name}")
 
     async def _fetch(self, name: str) -> None:
-        if self.ari is None:
+        ari = self.ari
+        if ari is None:
             log.warning("voice message %s stays on the switch: no ARI configured (ari.url)", name)
             return
-        delay = 0.5
-        for attempt in range(1, self.attempts + 1):
-            try:
-                audio = await self.ari.download(stored_recording(name) + "/file")
-            except (AriError, OSError) as exc:
-                log.warning(
-                    "voice message %s: fetch %d/%d failed: %s", name, attempt, self.attempts, exc
-                )
-                await asyncio.sleep(delay)
-                delay *= 2
-                continue
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.path(name).with_suffix(".part")
-            tmp.write_bytes(audio)
-            tmp.replace(self.path(name))
-            log.info("voice message %s stored (%d bytes)", name, len(audio))
+
+        async def download() -> bytes:
+            return await ari.download(stored_recording(name) + "/file")
+
+        try:
+            audio = await retry(
+                download,
+                backoff(0.5, self.attempts - 1),
+                what=f"voice message {name}: fetch",
+                clock=self.clock,
+                retry_on=(AriError, OSError),
+                detail=True,
+            )
+        except (AriError, OSError):
+            log.error("voice message %s could not be fetched; it is still on the switch", name)
             return
-        log.error("voice message %s could not be fetched; it is still on the switch", name)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(name).with_suffix(".part")
+        tmp.write_bytes(audio)
+        tmp.replace(self.path(name))
+        log.info("voice message %s stored (%d bytes)", name, len(audio))
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.drain()
 
 
 class BackendIvrServices:
@@ -95,12 +100,14 @@ class BackendIvrServices:
         presence: AgentPresence,
         recordings: RecordingFetcher,
         retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        clock: Clock | None = None,
     ) -> None:
         self.service = service
         self.presence = presence
         self.recordings = recordings
         self.retry_delays = retry_delays
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.clock = clock or SystemClock()
+        self.background = Background("voice messages")
 
     async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
         async with UnitOfWork(self.service.engine) as uow:
@@ -142,39 +149,30 @@ class BackendIvrServices:
                 recording.name,
                 exc_info=True,
             )
-        task = asyncio.get_running_loop().create_task(self._retry(register, call, recording))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.background.submit(self._retry(register, call, recording), f"register {call.call_id}")
         return ""
 
     async def _retry(
         self, register: Callable[[], Awaitable[str]], call: CallRecord, recording: Recording
     ) -> None:
-        for attempt, delay in enumerate(self.retry_delays, start=1):
-            await asyncio.sleep(delay)
-            try:
-                number = await register()
-            except Exception as exc:
-                log.warning(
-                    "call %s: voice message %s, registration %d/%d failed: %s",
-                    call.call_id,
-                    recording.name,
-                    attempt,
-                    len(self.retry_delays),
-                    type(exc).__name__,
-                )
-                continue
-            log.info(
-                "call %s: voice message %s registered as %s", call.call_id, recording.name, number
+        first, *later = self.retry_delays or (0.0,)
+        await self.clock.sleep(first)
+        try:
+            number = await retry(
+                register,
+                later,
+                what=f"call {call.call_id}: voice message {recording.name}, registration",
+                clock=self.clock,
+            )
+        except Exception:
+            log.error(
+                "call %s: voice message %s was NOT registered; recover it from the switch",
+                call.call_id,
+                recording.name,
             )
             return
-        log.error(
-            "call %s: voice message %s was NOT registered; recover it from the switch",
-            call.call_id,
-            recording.name,
-        )
+        log.info("call %s: voice message %s registered as %s", call.call_id, recording.name, number)
 
     async def drain(self) -> None:
         """Wait for registrations still being retried (shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.drain()

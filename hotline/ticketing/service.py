@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -241,7 +240,7 @@ class TicketService:
 
     async def _check_units(self, uow: UnitOfWork, wanted: list[str]) -> None:
         """Rules D-2, D-7: only linked units, each with a responsible leader and a handler."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         unknown = [u for u in wanted if self._staffed.get(u, 0.0) < now]
         if not unknown:
             return

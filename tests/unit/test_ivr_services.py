@@ -71,4 +71,4 @@ async def test_a_registration_that_holds_at_once_answers_the_number() -> None:
     tickets, fetcher = FlakyTickets(failures=0), Fetcher()
     svc = BackendIvrServices(tickets, MemoryPresence(), fetcher)  # type: ignore[arg-type]
     assert await svc.voice_message(CALL, MESSAGE, "complaint") == "20261127-0007"
-    assert fetcher.asked == [MESSAGE.name] and not svc._tasks
+    assert fetcher.asked == [MESSAGE.name] and len(svc.background) == 0
