@@ -214,7 +214,7 @@ class Authenticator:
         self._check_throttle(source, now)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token or not token.isascii():  # tokens are ASCII
             self._fail(source, now, "no bearer token")
             raise Unauthorized("send Authorization: Bearer <token>")
         key = token_hash(token)

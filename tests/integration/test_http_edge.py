@@ -9,6 +9,7 @@ guessing without end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 from collections.abc import AsyncIterator
@@ -261,3 +262,20 @@ async def test_a_separated_number_reaches_a_unit_masked_in_the_view_and_the_even
         assert "1391234" not in digits and "1234024" not in digits, seen
     status, _, office = await edge.call("supervisor", "GET", f"/api/v1/tickets/{ticket['id']}")
     assert office["content"] == content  # the office reads what was said (logged)
+
+
+async def test_an_authorization_header_that_is_not_utf8_is_a_401_counted_and_logged(
+    edge: Edge,
+) -> None:
+    source = "127.0.0.9"
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", int(edge.backend.env["HOTLINE_SERVER_HTTP_PORT"]), local_addr=(source, 0)
+    )
+    writer.write(
+        b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    status = (await reader.readline()).decode()
+    writer.close()
+    assert status.split()[1] == "401", status
+    assert f"authentication failed from {source}" in edge.backend.output()

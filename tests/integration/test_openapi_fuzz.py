@@ -75,7 +75,7 @@ async def test_every_operation_under_schemathesis_has_no_5xx_and_keeps_its_schem
                     "--seed",
                     str(SEED),
                     "--workers",
-                    "2",
+                    "1",  # two workers raced in hypothesis's source parsing (SystemError)
                     "--suppress-health-check",
                     "all",
                     "--report-dir",
