@@ -16,11 +16,13 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from aiohttp import web
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline import bootstrap, db, ops
 from hotline import web as edge
@@ -31,25 +33,31 @@ from hotline.appkeys import (
     CALENDAR_UNTIL,
     CLOCK,
     ENGINE,
+    HEALTH,
     IVR,
     JOURNAL,
     LIVE,
+    MESSAGES_KEY,
     NODE,
     PRESENCE,
     RECORDINGS,
     SETTINGS,
+    WORKER,
     WRITER,
 )
+from hotline.background import Background
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
+from hotline.errors import NotMigrated
+from hotline.health import Dependencies
 from hotline.ivr.ari_channel import StasisApp
-from hotline.ivr.fallback import FallbackSweeper
 from hotline.ivr.inbound import JournalWriter
 from hotline.ivr.journal_sql import SqlCallJournal
+from hotline.jobs import JobQueue, Worker
 from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
-from hotline.queue.presence import MemoryPresence, RedisPresence
-from hotline.state import LiveCall, LiveCalls, MemoryLiveCalls, RedisLiveCalls
+from hotline.queue.presence import DurablePresence, MemoryPresence, RedisPresence
+from hotline.state import Epoch, LiveCall, LiveCalls, MemoryLiveCalls, NodeLiveCalls, RedisLiveCalls
 from hotline.ticketing import http as tickets_http
 from hotline.ticketing.users import authenticate
 
@@ -57,6 +65,9 @@ log = logging.getLogger(__name__)
 
 CALENDAR_WARNING_DAYS = 60  # warn this long before the working calendar runs out
 STATE_TIMEOUT = 0.5  # seconds a live call may wait on shared state before we go on without it
+PROBE_INTERVAL = 1.0  # seconds between probes of the database, Redis and ARI
+JOB_POLL = 1.0  # seconds between looks for due jobs (a local commit wakes the worker at once)
+JOURNAL_FLUSH = 30.0  # seconds between flushes of the journal spool
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +110,29 @@ async def _best_effort(coro: object, what: str) -> None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
+    """The engine (every wait bounded by ``database.timeout``), the ticketing service and the
+    watch on the dependencies. A database that cannot be reached does not stop the start: the
+    backend serves degraded and catches up when it is back; one that answers but is behind
+    the migrations does (exit 2)."""
     settings = app[SETTINGS]
-    engine = db.make_engine(settings.database.url)
+    bound = settings.database.timeout
+    engine = db.make_engine(settings.database.url, timeout=bound)
+    health = Dependencies(app[CLOCK], interval=PROBE_INTERVAL, timeout=min(1.0, bound))
+    app[HEALTH] = health
     try:
         service = bootstrap.ticket_service(settings, engine, app[CLOCK])
         _warn_calendar_end(app, service.sla.calendar.data.years)
-        await db.check_migrated(engine)
+        migrated = await _first_check(engine, bound)
+
+        async def probe() -> None:
+            nonlocal migrated
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            if not migrated:  # first seen now: it must be at the code's revision
+                await db.check_migrated(engine)
+                migrated = True
+
+        health.add("database", probe)
         app[ENGINE] = engine
         app[JOURNAL] = SqlCallJournal(engine)
         app[tickets_http.TICKETS_ENGINE] = engine
@@ -117,7 +145,25 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         yield
     finally:
+        await health.background.close()
         await engine.dispose()
+
+
+async def _first_check(engine: AsyncEngine, bound: float) -> bool:
+    """At start: is the database there and migrated? Raises NotMigrated when it is behind."""
+    try:
+        async with asyncio.timeout(bound * 2):
+            await db.check_migrated(engine)
+    except NotMigrated:
+        raise
+    except Exception as exc:
+        log.error(
+            "database unavailable at start (%s): serving degraded — calls go to the safe path "
+            "or leave voice messages on the switch; catching up when it is back",
+            type(exc).__name__,
+        )
+        return False
+    return True
 
 
 def _warn_calendar_end(app: web.Application, years: frozenset[int]) -> None:
@@ -134,18 +180,35 @@ def _warn_calendar_end(app: web.Application, years: frozenset[int]) -> None:
 
 
 async def _shared_state(app: web.Application) -> AsyncIterator[None]:
+    """Live calls and agents on duty: in memory, or in Redis for several nodes. Redis may be
+    down at start and may restart empty: agents' log-ins are kept in the database and this
+    node's live calls in memory, and both are published again when Redis is back (or found
+    reset)."""
     settings = app[SETTINGS]
+    bound = settings.redis.timeout
     if not settings.redis.url:
         app[LIVE] = MemoryLiveCalls()
-        app[PRESENCE] = MemoryPresence()
+        app[PRESENCE] = DurablePresence(app[ENGINE], MemoryPresence(), app[CLOCK], bound)
         yield
         return
-    redis = Redis.from_url(settings.redis.url, decode_responses=True)
+    redis = Redis.from_url(
+        settings.redis.url,
+        decode_responses=True,
+        socket_timeout=bound,
+        socket_connect_timeout=bound,
+        retry_on_timeout=False,
+    )
+    prefix = settings.redis.key_prefix
     try:
-        await redis.ping()
-        app[LIVE] = RedisLiveCalls(redis, settings.redis.key_prefix)
-        app[PRESENCE] = RedisPresence(redis, settings.redis.key_prefix)
-        heartbeat = asyncio.create_task(_heartbeat(app[LIVE], app[NODE]))
+        live = NodeLiveCalls(RedisLiveCalls(redis, prefix), STATE_TIMEOUT)
+        presence = DurablePresence(app[ENGINE], RedisPresence(redis, prefix), app[CLOCK], bound)
+        app[LIVE], app[PRESENCE] = live, presence
+        epoch = Epoch(redis, prefix)
+        health = app[HEALTH]
+        health.add("redis", epoch.check)  # True: Redis restarted empty
+        health.when_up("redis", presence.restore)
+        health.when_up("redis", live.restore)
+        heartbeat = asyncio.create_task(_heartbeat(live, app[NODE]))
         yield
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -161,43 +224,94 @@ async def _heartbeat(live: LiveCalls, node: str) -> None:
 
 
 async def _ari(app: web.Application) -> AsyncIterator[None]:
-    """ARI, when configured: voice messages are fetched from the switch through it, and the
+    """ARI, when configured: voice messages are taken in from the switch through it, and the
     IVR also runs for calls that enter the Stasis application."""
-    ari_settings = app[SETTINGS].ari
+    settings = app[SETTINGS]
+    ari_settings = settings.ari
+    service = app[tickets_http.SERVICE]
     client = None
     if ari_settings.url:
         client = AriClient(ari_settings.url, ari_settings.user, ari_settings.password)
         await client.__aenter__()
-    app[IVR] = bootstrap.ivr_services(
-        app[SETTINGS], app[tickets_http.SERVICE], app[PRESENCE], client
-    )
+    app[IVR] = bootstrap.ivr_services(settings, service, app[PRESENCE])
+    health = app[HEALTH]
+    app[IVR].database_down = lambda: health.down("database")
     app[RECORDINGS] = app[IVR].recordings
-    app[WRITER] = JournalWriter(app[JOURNAL])
-    stasis = sweeper = None
+    app[WRITER] = JournalWriter(app[JOURNAL], spool=settings.server.spool_dir / "journal")
+    app[MESSAGES_KEY] = None
+    stasis = None
     if client is not None:
-        sweeper = asyncio.create_task(
-            FallbackSweeper(client, app[tickets_http.SERVICE], ari_settings.recordings_dir).run()
-        )
-        handler = bootstrap.stasis_calls(app[SETTINGS], app[IVR], app[WRITER], app[CLOCK])
+        ari = client
+        app[MESSAGES_KEY] = bootstrap.switch_messages(settings, service, ari)
+
+        async def ping() -> None:
+            await ari.get("/asterisk/ping")
+
+        app[HEALTH].add("ari", ping)
+        handler = bootstrap.stasis_calls(settings, app[IVR], app[WRITER], app[CLOCK])
         stasis = StasisApp(client, ari_settings.app, handler)
         listener = asyncio.create_task(stasis.run())
     try:
         yield
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
         if stasis is not None:  # running calls finish while their events still arrive
-            await stasis.close(app[SETTINGS].server.shutdown_grace)
+            await stasis.close(settings.server.shutdown_grace)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-        await app[IVR].drain()  # voice messages still being registered, then fetched
-        await app[WRITER].drain()
-        await app[RECORDINGS].drain()
+        await _bounded_drain(app[WRITER], settings.database.timeout)
         if client is not None:
             await client.close()
+
+
+async def _bounded_drain(writer: JournalWriter, bound: float) -> None:
+    """Journal rows still being written get a moment; what is left stays in the spool."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(bound * 2):
+            await writer.drain()
+    await writer.background.close()
+
+
+async def _periodic(
+    clock: Clock, interval: float, what: str, work: Callable[[], Awaitable[object]]
+) -> None:
+    while True:
+        try:
+            await work()
+        except Exception as exc:  # the database or the switch is away: next time
+            log.warning("%s failed (%s); again in %.0f s", what, type(exc).__name__, interval)
+        await clock.sleep(interval)
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """What runs beside the calls: the dependency watch, the durable jobs, the sweep of voice
+    messages left on the switch, the journal spool's flush."""
+    settings, clock, health = app[SETTINGS], app[CLOCK], app[HEALTH]
+    service, writer, messages = app[tickets_http.SERVICE], app[WRITER], app[MESSAGES_KEY]
+    worker = Worker(
+        JobQueue(app[ENGINE], clock, app[NODE]),
+        bootstrap.job_handlers(messages),
+        poll=JOB_POLL,
+    )
+    if service.outbox is not None:
+        service.outbox.on_commit = worker.poke
+    health.when_up("database", writer.flush)
+    tasks = Background("background")
+    await health.probe_all()  # /readyz knows where it stands from the first request on
+    tasks.submit(health.run(), "dependency watch")
+    tasks.submit(worker.run(), "jobs")
+    tasks.submit(_periodic(clock, JOURNAL_FLUSH, "journal spool", writer.flush), "journal spool")
+    if messages is not None:
+        health.when_up("database", messages.sweep)
+        tasks.submit(
+            _periodic(clock, settings.ari.sweep_interval, "voice-message sweep", messages.sweep),
+            "voice-message sweep",
+        )
+    app[WORKER] = worker
+    try:
+        yield
+    finally:
+        await tasks.close()
 
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:
@@ -226,7 +340,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[NODE] = node_name(settings)
-    app.cleanup_ctx.extend([_database, _shared_state, _ari, _fastagi])
+    app.cleanup_ctx.extend([_database, _shared_state, _ari, _background, _fastagi])
     edge.setup(app)
     ops.setup(app)
     tickets_http.setup(app)

@@ -8,9 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.agi.fastagi import FastAGIServer
 from hotline.clock import Clock
 from hotline.config.settings import Settings
+from hotline.health import Dependencies
+from hotline.ivr.fallback import SwitchMessages
 from hotline.ivr.inbound import JournalWriter
 from hotline.ivr.journal import CallJournal
-from hotline.ivr.services import BackendIvrServices, RecordingFetcher
+from hotline.ivr.services import BackendIvrServices, Recordings
+from hotline.jobs import Worker
 from hotline.queue.presence import AgentPresence
 from hotline.state import LiveCalls
 
@@ -23,6 +26,9 @@ AGI = web.AppKey("agi", FastAGIServer)
 NODE = web.AppKey("node", str)
 CALENDAR_UNTIL = web.AppKey("calendar_until", str)  # last day the working calendar knows
 PRESENCE = web.AppKey("presence", AgentPresence)
-RECORDINGS = web.AppKey("recordings", RecordingFetcher)
+RECORDINGS = web.AppKey("recordings", Recordings)
+HEALTH = web.AppKey("health", Dependencies)
 IVR = web.AppKey("ivr", BackendIvrServices)
 WRITER = web.AppKey("journal_writer", JournalWriter)
+MESSAGES_KEY: web.AppKey[SwitchMessages | None] = web.AppKey("switch_messages")  # None: no ARI
+WORKER = web.AppKey("worker", Worker)

@@ -15,12 +15,23 @@ from hotline.agi.fastagi import Handler
 from hotline.clock import Clock
 from hotline.config.settings import Settings
 from hotline.ivr.ari_channel import CallHandler
+from hotline.ivr.fallback import SwitchMessages, fallback_key
 from hotline.ivr.inbound import JournalWriter, ivr_config, scripts, stasis_handler
-from hotline.ivr.services import BackendIvrServices, RecordingFetcher
+from hotline.ivr.services import BackendIvrServices, Recordings
+from hotline.jobs import Handler as JobHandler
+from hotline.jobs import Job, Outbox
 from hotline.queue.presence import AgentPresence
 from hotline.ticketing.calendar import WorkingCalendar
-from hotline.ticketing.service import TicketService
+from hotline.ticketing.service import VOICE_MESSAGE_LEFT, TicketService
 from hotline.ticketing.sla import SlaEngine
+
+TAKE_VOICE_MESSAGE = "voice_message.take"
+# Which durable handlers each domain event goes to — the one place they are registered (the
+# handlers themselves: job_handlers below). The reminders, the emergency plan's clocks and the
+# callbacks of the later issues register here.
+EVENT_ROUTES: dict[str, tuple[str, ...]] = {
+    VOICE_MESSAGE_LEFT: (TAKE_VOICE_MESSAGE,),
+}
 
 
 def sla_engine(settings: Settings) -> SlaEngine:
@@ -33,25 +44,48 @@ def sla_engine(settings: Settings) -> SlaEngine:
 
 
 def ticket_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> TicketService:
-    """The service as configured: deadlines, time zone, routing table."""
+    """The service as configured: deadlines, time zone, routing table, and the outbox its
+    changes write their follow-up jobs to."""
     return TicketService(
         engine,
         sla_engine(settings),
         clock,
         settings.city.timezone,
         settings.routing.categories,
+        outbox=Outbox(EVENT_ROUTES, clock),
     )
 
 
 def ivr_services(
-    settings: Settings,
-    tickets: TicketService,
-    presence: AgentPresence,
-    ari: AriClient | None,
+    settings: Settings, tickets: TicketService, presence: AgentPresence
 ) -> BackendIvrServices:
-    """What the IVR flows see of the backend; voice messages are fetched over ``ari``."""
-    fetcher = RecordingFetcher(ari, settings.ari.recordings_dir, clock=tickets.clock)
-    return BackendIvrServices(tickets, presence, fetcher, clock=tickets.clock)
+    """What the IVR flows see of the backend, each answer bounded by ``ivr.backend_timeout``."""
+    return BackendIvrServices(
+        tickets,
+        presence,
+        Recordings(settings.ari.recordings_dir),
+        key=fallback_key(settings.ari.password),
+        timeout=settings.ivr.backend_timeout,
+        clock=tickets.clock,
+    )
+
+
+def switch_messages(settings: Settings, tickets: TicketService, ari: AriClient) -> SwitchMessages:
+    return SwitchMessages(
+        ari, tickets, settings.ari.recordings_dir, key=fallback_key(settings.ari.password)
+    )
+
+
+def job_handlers(messages: SwitchMessages | None) -> dict[str, JobHandler]:
+    """The durable jobs this node runs, by kind."""
+    handlers: dict[str, JobHandler] = {}
+    if messages is not None:
+
+        async def take(job: Job) -> None:
+            await messages.take_stored(str(job.payload["stored"]))
+
+        handlers[TAKE_VOICE_MESSAGE] = take
+    return handlers
 
 
 def agi_scripts(

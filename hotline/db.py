@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hotline.errors import NotMigrated
@@ -43,19 +45,29 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC)
 
 
-def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> AsyncEngine:
+def make_engine(
+    url: str, *, schema: str | None = None, pool_size: int = 10, timeout: float | None = None
+) -> AsyncEngine:
+    """An engine; with ``timeout``, no connect, statement or pool checkout waits longer (the
+    serving engines; migrations run unbounded)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(url, hide_parameters=True)
-    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
-    return create_async_engine(
+        busy = {"connect_args": {"timeout": timeout}} if timeout else {}
+        return create_async_engine(url, hide_parameters=True, **busy)
+    connect_args: dict[str, Any] = {"server_settings": {"search_path": schema}} if schema else {}
+    bounds: dict[str, Any] = {}
+    if timeout:
+        connect_args.update(timeout=timeout, command_timeout=timeout)
+        bounds = {"pool_timeout": timeout, "pool_pre_ping": True}  # a restarted server's
+    return create_async_engine(  # dead connections are found before a request gets one
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args=connect_args,
         hide_parameters=True,  # errors and logs never carry bound values (citizen data, Y-1)
+        **bounds,
     )
 
 
@@ -93,3 +105,12 @@ async def check_migrated(engine: AsyncEngine) -> None:
             f"database is at revision {current or 'none (empty)'}, the code needs {head}; "
             "run `hotline db upgrade` first"
         )
+
+
+def database_down(exc: BaseException) -> bool:
+    """Is this the database being away (refused, gone, over its time bound), not a bad query?"""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc.orig, OSError | TimeoutError)
+    )

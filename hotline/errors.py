@@ -14,8 +14,11 @@
     │   │   └── StaleTicket          stale_version — somebody else changed the ticket first
     │   ├── VersionRequired          428 version_required — optimistic locking needs the version
     │   └── Throttled                429 too_many_requests — too many failed authentications
-    ├── Unavailable                  503 — a part we depend on cannot answer right now
-    │   └── CalendarError            the working calendar has no data (rule C-2)
+    ├── Unavailable                  503 + Retry-After — a part we depend on cannot answer now
+    │   ├── CalendarError            the working calendar has no data (rule C-2)
+    │   ├── DatabaseUnavailable      database_unavailable — down, frozen or over its time bound
+    │   │   └── OutcomeUnknown       outcome_unknown — the commit was sent, its answer never came
+    │   └── SharedStateUnavailable   shared_state_unavailable — Redis cannot answer
     ├── StorageError                 persistence, not the caller's fault
     │   ├── DuplicateIntake          the (channel, upstream id) pair is a ticket already (I-2)
     │   └── NotMigrated              the database is behind the code's migrations
@@ -142,6 +145,25 @@ class CalendarError(Unavailable):
 
     code = "calendar_unavailable"
     rule = "C-2"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database refused, failed or did not answer within its bound (``database.timeout``)."""
+
+    code = "database_unavailable"
+
+
+class OutcomeUnknown(DatabaseUnavailable):
+    """The commit was sent but its answer was lost: the change may or may not be stored. A
+    client repeats an intake with the same upstream id (idempotent, rule I-2) or reads first."""
+
+    code = "outcome_unknown"
+
+
+class SharedStateUnavailable(Unavailable):
+    """Redis refused or did not answer within its bound (``redis.timeout``)."""
+
+    code = "shared_state_unavailable"
 
 
 # -- persistence ----------------------------------------------------------------------------------

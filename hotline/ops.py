@@ -1,6 +1,8 @@
-"""Operational HTTP endpoints: health, live calls, the IVR journal, the console placeholder.
+"""Operational HTTP endpoints: liveness and readiness, live calls, the IVR journal, the console
+placeholder.
 
-Health is public (load balancers ask it); live calls and the journal carry call ids, channels,
+``/healthz`` (liveness: the process answers) and ``/readyz`` (the database, Redis and ARI)
+are public (load balancers ask them); live calls and the journal carry call ids, channels,
 keys pressed and masked callers, so they are the office's only (rule Y-1) — behind the same
 bearer tokens as the rest of the API. Caller numbers leave this process masked.
 """
@@ -11,10 +13,13 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from hotline.appkeys import AGI, CALENDAR_UNTIL, JOURNAL, LIVE, NODE
+from hotline.appkeys import AGI, CALENDAR_UNTIL, HEALTH, JOURNAL, LIVE, NODE, WRITER
+from hotline.errors import DatabaseUnavailable
 from hotline.privacy import mask_phone
 from hotline.ticketing.actions import OFFICE
-from hotline.web import current_user, ok, query_int
+from hotline.web import API_PREFIXES, Handler, current_user, ok, query_int
+
+UNGATED = ("/healthz", "/readyz")  # they answer about the database, not from it
 
 CONSOLE_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>12345 坐席台</title></head>
@@ -40,6 +45,30 @@ async def healthz(request: web.Request) -> web.Response:
             "calendar_until": request.app[CALENDAR_UNTIL],
         }
     )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database, Redis and ARI as last probed (every second), and what waits
+    for them; 503 while any of them is down."""
+    health = request.app[HEALTH]
+    ready = health.ready()
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "node": request.app[NODE],
+        "checks": health.status(),
+        "journal_spooled": request.app[WRITER].pending(),
+    }
+    return web.json_response(body, status=200 if ready else 503)
+
+
+@web.middleware
+async def database_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """While the database is known to be down, API requests get their 503 at once."""
+    path = request.path
+    gated = path.startswith(API_PREFIXES) and not path.startswith(UNGATED)
+    if gated and request.app[HEALTH].down("database"):
+        raise DatabaseUnavailable("the database is down; try again shortly")
+    return await handler(request)
 
 
 async def live_calls(request: web.Request) -> web.Response:
@@ -68,6 +97,8 @@ async def console(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.middlewares.append(database_gate)  # inside json_errors: its 503 is a JSON error
     app.router.add_get("/api/v1/calls/live", live_calls)
     app.router.add_get("/api/v1/ivr/calls", ivr_calls)
     app.router.add_get("/console/", console)

@@ -54,12 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(settings: Settings, script: str, session: AGISession) -> None:
-    engine = db.make_engine(settings.database.url, pool_size=1)
+    engine = db.make_engine(settings.database.url, pool_size=1, timeout=settings.database.timeout)
     writer = JournalWriter(SqlCallJournal(engine))
     clock = SystemClock()
     try:
         tickets = bootstrap.ticket_service(settings, engine, clock)
-        services = bootstrap.ivr_services(settings, tickets, AssumeAvailable(), None)
+        services = bootstrap.ivr_services(settings, tickets, AssumeAvailable())
         handler = bootstrap.agi_scripts(settings, services, writer, clock).get(script.strip("/"))
         if handler is None:
             log.warning("unknown script %r", script)

@@ -8,12 +8,19 @@ leave ghosts. All Redis key names are built in :class:`Keys`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hotline.errors import SharedStateUnavailable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +99,53 @@ class RedisLiveCalls:
         if stale:
             await self.redis.hdel(self.keys.live_calls, *stale)
         return sorted((c for c in calls if alive.get(c.node) is not None), key=lambda c: c.started)
+
+
+class NodeLiveCalls:
+    """This node's calls, remembered here as well, so they can be registered again after the
+    shared state lost them (a Redis restart); each shared-state call is bounded in time and
+    its failure is :class:`SharedStateUnavailable`."""
+
+    def __init__(self, shared: LiveCalls, timeout: float = 0.5) -> None:
+        self.shared = shared
+        self.timeout = timeout
+        self.mine: dict[str, LiveCall] = {}
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(work, self.timeout)
+        except (TimeoutError, RedisError) as exc:
+            raise SharedStateUnavailable(f"shared state: {type(exc).__name__}") from exc
+
+    async def add(self, call: LiveCall) -> None:
+        self.mine[call.call_id] = call
+        await self._bounded(self.shared.add(call))
+
+    async def remove(self, call_id: str) -> None:
+        self.mine.pop(call_id, None)
+        await self._bounded(self.shared.remove(call_id))
+
+    async def list(self) -> list[LiveCall]:
+        return await self._bounded(self.shared.list())
+
+    async def heartbeat(self, node: str) -> None:
+        await self._bounded(self.shared.heartbeat(node))
+
+    async def restore(self) -> int:
+        for call in list(self.mine.values()):
+            await self._bounded(self.shared.add(call))
+        return len(self.mine)
+
+
+class Epoch:
+    """Tells a Redis that restarted empty from the one we wrote to: a marker key that only a
+    restart (or a flush) removes. :meth:`check` is True when the marker was missing (and sets
+    it again): shared state must then be rebuilt from its sources of truth."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.key = f"{prefix}state:epoch"
+
+    async def check(self) -> bool:
+        created = await self.redis.set(self.key, str(time.time()), nx=True)
+        return bool(created)

@@ -26,9 +26,10 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DataError
 
+from hotline.db import database_down
 from hotline.errors import (
     Forbidden,
     PayloadError,
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024  # a ticket's texts are 20,000 characters at most
 MAX_INT_DIGITS = MAX_DIGITS  # integers in a body: versions, days (beyond: no number we use)
 MAX_QUERY_DIGITS = 12  # limit, offset, page, page_size (each is capped below that)
-API_PREFIXES = ("/api/", "/public/", "/open311/", "/healthz")
+API_PREFIXES = ("/api/", "/public/", "/open311/", "/healthz", "/readyz")
+RETRY = {"Retry-After": "5"}  # seconds a client waits before trying a 503 again
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -88,15 +90,18 @@ def _from_exception(exc: Exception) -> web.Response | None:
     if isinstance(exc, RequestError):
         return error(exc.status, exc.code, exc.message, exc.rule)
     if isinstance(exc, Unavailable):
-        log.error("unavailable: %s", exc)
-        return error(exc.status, exc.code, str(exc), exc.rule)
+        log.error("unavailable (%s): %s", exc.code, exc)
+        return error(exc.status, exc.code, str(exc), exc.rule, headers=RETRY)
     if isinstance(exc, DataError):  # a value the database cannot store; its text is not echoed
         return error(400, "bad_payload", "a value does not fit its field")
-    if isinstance(exc, OperationalError | PoolTimeout) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if isinstance(exc, RedisError):
+        log.error("shared state unavailable: %s", type(exc).__name__)
+        return error(503, "shared_state_unavailable", "shared state cannot answer", headers=RETRY)
+    if database_down(exc):
         log.error("database unavailable: %s", type(exc).__name__)
-        return error(503, "database_unavailable", "the database cannot answer; try again")
+        return error(
+            503, "database_unavailable", "the database cannot answer; try again", headers=RETRY
+        )
     return None
 
 

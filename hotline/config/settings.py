@@ -162,6 +162,9 @@ class ServerSettings:
     )
     shutdown_grace: float = setting(10.0, _positive, "seconds running calls get on shutdown")
     node_id: str = setting("", doc="name of this backend node; empty: host name and pid")
+    spool_dir: Path = setting(
+        Path("var/spool"), doc="journal rows kept on local disk until the database has them"
+    )
     auth_max_failures: int = setting(
         10, _positive, "failed authentications per source address before it gets 429"
     )
@@ -176,6 +179,9 @@ class DatabaseSettings:
         "sqlite+aiosqlite:///var/hotline.db",
         _url("sqlite+aiosqlite", "postgresql+asyncpg"),
     )
+    timeout: float = setting(
+        2.0, _positive, "seconds for a connect, a statement or a pool checkout; then: unavailable"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +193,16 @@ class AriSettings:
     password: str = setting("", doc="secret: set it in the environment, not in a file", secret=True)
     app: str = setting("hotline", _name, "the Stasis application name")
     recordings_dir: Path = setting(Path("var/recordings"), doc="voice messages fetched here")
+    sweep_interval: float = setting(
+        60.0, _positive, "seconds between sweeps of voice messages left on the switch"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str = setting("", _url("", "redis", "rediss", "unix"), "empty: in-process state")
     key_prefix: str = setting("hotline:")
+    timeout: float = setting(1.0, _positive, "seconds for a connect or a command; then: down")
 
 
 _PERIODS = re.compile(r"\d{2}:\d{2}-\d{2}:\d{2}(,\d{2}:\d{2}-\d{2}:\d{2})*")
@@ -300,6 +310,9 @@ def _menu(allowed: tuple[str, ...]) -> Check:
 @dataclass(frozen=True, slots=True)
 class IvrSettings:
     menu: dict[str, str] = setting(DEFAULT_MENU, _menu(MENU_ROUTES), "DTMF key -> route")
+    backend_timeout: float = setting(
+        2.0, _positive, "seconds a caller waits on the database or Redis; then the flow goes on"
+    )
     utility_menu: dict[str, str] = setting(
         DEFAULT_UTILITY_MENU, _menu(("water", "power", "gas")), "DTMF key -> utility (H-6)"
     )

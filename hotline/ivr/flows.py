@@ -78,9 +78,14 @@ class IvrServices(Protocol):
 
     async def estimated_wait(self, priority: int) -> float: ...
 
+    def message_name(self, call: CallRecord, request_type: str) -> str:
+        """The name to record a voice message under: on the switch it is the message's record
+        until a ticket holds it, so it says (sealed) whose message it is."""
+        ...
+
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
         """Register the message as a ticket with a call-back task; returns its number, or ""
-        when it could not be registered yet (it is then retried in the background)."""
+        when it could not be registered in time (it stays on the switch and is swept in)."""
         ...
 
 
@@ -275,7 +280,7 @@ class Flow:
     async def _voice_message(self, request_type: str) -> Handoff:
         await self.ch.play([prompt("voicemail")])
         self.step("voicemail")
-        name = "hotline-vm-" + "".join(c if c.isalnum() else "-" for c in self.ch.call_id)
+        name = self.svc.message_name(self.call, request_type)
         try:
             recording = await self.ch.record(
                 name, self.cfg.record_max_seconds, self.cfg.record_silence_seconds

@@ -8,9 +8,14 @@ AGI session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import json
 import logging
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from hotline.agi.fastagi import AGISession, Handler
 from hotline.background import Background
@@ -25,27 +30,119 @@ from hotline.ivr.port import CallChannel
 
 log = logging.getLogger(__name__)
 
+SPOOL_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
 
 class JournalWriter:
-    """Writes journal rows in the background, after the call has left the AGI session."""
+    """Journal rows that survive a database outage and a killed backend.
 
-    def __init__(self, journal: CallJournal) -> None:
+    A call's row goes to the local spool when the call starts (one small file, no database:
+    nothing a caller waits on) and again when it ends; then it is written to the database in
+    the background, and its spool file removed once the database has it. What the database
+    did not take — it was away, or the process was killed with calls up — is written by
+    :meth:`flush` (at start, every ``interval`` seconds, and when the database is back): a
+    row left "in-progress" by a killed process is stored as ``interrupted``. Writing a row is
+    idempotent on the call id, so a row is never stored twice.
+    """
+
+    def __init__(self, journal: CallJournal, spool: Path | None = None) -> None:
         self.journal = journal
+        self.spool = spool
         self.background = Background("journal")
         self.failures = 0
+        self._live: set[str] = set()  # calls of this process still up: not flushed
+        if spool is not None:
+            spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _file(self, call_id: str) -> Path:
+        assert self.spool is not None
+        return self.spool / f"{SPOOL_NAME.sub('_', call_id)[:100]}.json"
+
+    def _keep(self, call: CallRecord) -> None:
+        if self.spool is None:
+            return
+        try:
+            path = self._file(call.call_id)
+            tmp = path.with_suffix(".part")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # caller in clear
+            with os.fdopen(fd, "w") as f:
+                json.dump(to_json(call), f)
+            tmp.replace(path)
+        except OSError as exc:  # a full or read-only disk: the row still goes to the database
+            log.warning("journal spool: %s", exc)
+
+    def begin(self, call: CallRecord) -> None:
+        self._live.add(call.call_id)
+        self._keep(call)
 
     def submit(self, call: CallRecord) -> None:
+        self._live.discard(call.call_id)
+        self._keep(call)
         self.background.submit(self._write(call), f"journal row {call.call_id}")
 
     async def _write(self, call: CallRecord) -> None:
         try:
             await self.journal.record(call)
-        except Exception:
+        except Exception as exc:
             self.failures += 1
-            log.exception("journal row for call %s not written", call.call_id)
+            kept = "kept in the spool" if self.spool is not None else "lost"
+            log.warning(
+                "journal row for call %s not written (%s); %s",
+                call.call_id,
+                type(exc).__name__,
+                kept,
+            )
+            return
+        self._forget(call.call_id)
+
+    def _forget(self, call_id: str) -> None:
+        if self.spool is not None:
+            self._file(call_id).unlink(missing_ok=True)
+
+    def pending(self) -> int:
+        return len(list(self.spool.glob("*.json"))) if self.spool is not None else 0
+
+    async def flush(self) -> int:
+        """Write what the spool holds for calls no longer up in this process; how many."""
+        if self.spool is None:
+            return 0
+        written = 0
+        for path in sorted(self.spool.glob("*.json")):
+            try:
+                call = from_json(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("journal spool: %s unreadable (%s); moved aside", path.name, exc)
+                path.replace(path.with_suffix(".bad"))
+                continue
+            if call.call_id in self._live:
+                continue
+            if call.outcome == "in-progress":  # its process ended with the call up
+                call.outcome = "interrupted"
+            await self.journal.record(call)  # raises while the database is away: next time
+            path.unlink(missing_ok=True)
+            written += 1
+        if written:
+            log.info("journal spool: %d rows written to the database", written)
+        return written
 
     async def drain(self) -> None:
         await self.background.drain()
+
+
+def to_json(call: CallRecord) -> dict[str, object]:
+    data = dataclasses.asdict(call)
+    data["started_at"] = call.started_at.isoformat()
+    data["ended_at"] = call.ended_at.isoformat() if call.ended_at else None
+    return data
+
+
+def from_json(data: dict[str, object]) -> CallRecord:
+    started, ended = data.pop("started_at"), data.pop("ended_at")
+    return CallRecord(
+        **data,  # type: ignore[arg-type]
+        started_at=dt.datetime.fromisoformat(str(started)),
+        ended_at=dt.datetime.fromisoformat(str(ended)) if ended else None,
+    )
 
 
 async def journaled(
@@ -65,6 +162,7 @@ async def journaled(
         channel=channel,
         started_at=now(),
     )
+    writer.begin(call)
     try:
         await flows.inbound(ch, cfg, services, call, now())
         call.outcome = "routed"

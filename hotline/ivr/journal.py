@@ -21,7 +21,7 @@ class CallRecord:
     started_at: dt.datetime
     digits: str = ""
     route: str = ""
-    outcome: str = "in-progress"  # routed | hangup | error | timeout
+    outcome: str = "in-progress"  # routed | hangup | error | cancelled | interrupted
     steps: list[str] = field(default_factory=list)
     ended_at: dt.datetime | None = None
     error: str = ""
@@ -41,7 +41,8 @@ class MemoryCallJournal:
         self.calls: list[CallRecord] = []
 
     async def record(self, call: CallRecord) -> None:
-        self.calls.append(call)
+        if all(c.call_id != call.call_id for c in self.calls):
+            self.calls.append(call)
 
     async def recent(self, limit: int = 50) -> list[CallRecord]:
         return list(reversed(self.calls[-limit:]))

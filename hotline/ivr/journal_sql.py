@@ -31,7 +31,13 @@ class SqlCallJournal:
         self.engine = engine
 
     async def record(self, call: CallRecord) -> None:
+        """Store the call's row, once: a row for this call id already there is kept."""
         async with self.engine.begin() as conn:
+            seen = await conn.execute(
+                sa.select(ivr_calls.c.id).where(ivr_calls.c.call_id == call.call_id[:64]).limit(1)
+            )
+            if seen.first() is not None:
+                return
             await conn.execute(
                 ivr_calls.insert().values(
                     call_id=call.call_id[:64],

@@ -1,17 +1,19 @@
-"""The IVR's view of the backend: tickets for self-service, agents, voice messages."""
+"""The IVR's view of the backend: tickets for self-service, agents, voice messages — every
+answer bounded in time while a caller waits on it."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
-from hotline.agi.ari import AriClient, stored_recording
-from hotline.background import Background, backoff, retry
 from hotline.clock import Clock, SystemClock
-from hotline.errors import AriError
+from hotline.errors import DatabaseUnavailable
+from hotline.ivr.fallback import parse, seal
 from hotline.ivr.flows import TicketInfo
 from hotline.ivr.journal import CallRecord
 from hotline.ivr.port import Recording
@@ -24,6 +26,8 @@ from hotline.ticketing.ticket import Ticket
 log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,120}")
+T = TypeVar("T")
+SHARED_AWAY_SECONDS = 5.0  # after shared state failed a caller, others do not wait on it
 
 
 def ticket_info(ticket: Ticket) -> TicketInfo:
@@ -41,138 +45,124 @@ def ticket_info(ticket: Ticket) -> TicketInfo:
     )
 
 
-class RecordingFetcher:
-    """Copies voice messages from the switch (ARI stored recordings) into our own storage,
-    after the call, with retries: a message is not left only on the switch."""
+class Recordings:
+    """Where voice messages taken in from the switch are kept (and served from)."""
 
-    def __init__(
-        self, ari: AriClient | None, folder: Path, attempts: int = 5, clock: Clock | None = None
-    ) -> None:
-        self.ari = ari
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.attempts = attempts
-        self.clock = clock or SystemClock()
-        self.background = Background("recording fetcher")
 
     def path(self, name: str) -> Path:
         if not SAFE_NAME.fullmatch(name):
             raise ValueError(f"not a recording name: {name!r}")
         return self.folder / f"{name}.wav"
 
-    def fetch_later(self, name: str) -> None:
-        self.background.submit(self._fetch(name), f"fetch {name}")
-
-    async def _fetch(self, name: str) -> None:
-        ari = self.ari
-        if ari is None:
-            log.warning("voice message %s stays on the switch: no ARI configured (ari.url)", name)
-            return
-
-        async def download() -> bytes:
-            return await ari.download(stored_recording(name) + "/file")
-
-        try:
-            audio = await retry(
-                download,
-                backoff(0.5, self.attempts - 1),
-                what=f"voice message {name}: fetch",
-                clock=self.clock,
-                retry_on=(AriError, OSError),
-                detail=True,
-            )
-        except (AriError, OSError):
-            log.error("voice message %s could not be fetched; it is still on the switch", name)
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(name).with_suffix(".part")
-        tmp.write_bytes(audio)
-        tmp.replace(self.path(name))
-        log.info("voice message %s stored (%d bytes)", name, len(audio))
-
-    async def drain(self) -> None:
-        await self.background.drain()
-
 
 class BackendIvrServices:
+    """The backend as the IVR sees it, every call bounded by ``timeout`` seconds while the
+    caller is on the line: past it the flow goes on without the answer (the menu without the
+    repeat-caller offer, the operator for progress, the message left on the switch)."""
+
     def __init__(
         self,
         service: TicketService,
         presence: AgentPresence,
-        recordings: RecordingFetcher,
-        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        recordings: Recordings,
+        *,
+        key: str,
+        timeout: float = 2.0,
         clock: Clock | None = None,
     ) -> None:
         self.service = service
         self.presence = presence
         self.recordings = recordings
-        self.retry_delays = retry_delays
+        self.key = key  # seals who left a message into its name on the switch
+        self.timeout = timeout
         self.clock = clock or SystemClock()
-        self.background = Background("voice messages")
+        # set by the application from its dependency watch: a database known to be down is
+        # not waited on at all
+        self.database_down: Callable[[], bool] = lambda: False
+        self._shared_away_until = 0.0  # monotonic: shared state failed, do not wait on it
+
+    async def _bounded(self, what: str, work: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await work
+        except TimeoutError:
+            raise DatabaseUnavailable(f"{what}: no answer within {self.timeout:g} s") from None
+
+    async def _from_database(self, what: str, work: Coroutine[Any, Any, T]) -> T:
+        if self.database_down():
+            work.close()
+            raise DatabaseUnavailable(f"{what}: the database is down")
+        return await self._bounded(what, work)
 
     async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
-        async with UnitOfWork(self.service.engine) as uow:
-            found = await uow.queries.caller_open_tickets(phone, since, limit=5)
-        return [ticket_info(t) for t in found]
+        async def look() -> list[Ticket]:
+            async with UnitOfWork(self.service.engine) as uow:
+                return await uow.queries.caller_open_tickets(phone, since, limit=5)
+
+        return [ticket_info(t) for t in await self._from_database("open tickets", look())]
 
     async def ticket(self, number: str) -> TicketInfo | None:
-        async with UnitOfWork(self.service.engine) as uow:
-            found = await uow.queries.by_number(number)
+        async def look() -> Ticket | None:
+            async with UnitOfWork(self.service.engine) as uow:
+                return await uow.queries.by_number(number)
+
+        found = await self._from_database("ticket by number", look())
         return ticket_info(found) if found is not None else None
 
     async def agents_available(self) -> int:
-        return await self.presence.available()
+        """How many agents are on duty; when shared state cannot tell in time, 1 — the caller
+        goes on to the queue's hand-off (which knows), not to a voice message or the operator."""
+        if self.clock.monotonic() < self._shared_away_until:
+            return 1
+        try:
+            return await self._bounded("agents on duty", self.presence.available())
+        except Exception as exc:
+            self._shared_away_until = self.clock.monotonic() + SHARED_AWAY_SECONDS
+            log.warning("agents on duty unknown (%s); on to the queue", type(exc).__name__)
+            return 1
 
     async def estimated_wait(self, priority: int) -> float:
-        return await self.presence.estimated_wait(priority)
+        if self.clock.monotonic() < self._shared_away_until:
+            return 0.0  # one wait per call on a part that is away, not one per question
+        try:
+            return await self._bounded("estimated wait", self.presence.estimated_wait(priority))
+        except Exception as exc:
+            self._shared_away_until = self.clock.monotonic() + SHARED_AWAY_SECONDS
+            log.warning("estimated wait unknown (%s); taken as none", type(exc).__name__)
+            return 0.0
+
+    def message_name(self, call: CallRecord, request_type: str) -> str:
+        return seal(self.key, call.call_id, call.caller, request_type)
 
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
-        """The message becomes a ticket now or, if the database fails, a little later: the
-        registration is retried in the background (it is idempotent on the call id)."""
-
-        async def register() -> str:
-            ticket = await self.service.register_voice_message(
-                call.call_id,
-                call.caller,
-                recording.name,
-                recording.seconds,
-                TicketType(request_type),
-            )
-            self.recordings.fetch_later(recording.name)
-            return ticket.number
-
+        """The message becomes a ticket now when the database answers in time; the recording
+        is then taken in from the switch by a durable job that commits with the ticket. If the
+        database fails or is slow, the message stays on the switch, under a name that says
+        whose it is, and the sweeper makes the ticket once the database is back."""
+        message = parse(recording.name, self.key)
+        if message is None:
+            log.error("call %s: voice message under a name of no known form", call.call_id)
+            return ""
         try:
-            return await register()
-        except Exception:
+            ticket = await self._from_database(
+                "voice message",
+                self.service.register_voice_message(
+                    call.call_id,
+                    call.caller,
+                    message.name,
+                    recording.seconds,
+                    TicketType(request_type),
+                    stored=recording.name,
+                ),
+            )
+        except Exception as exc:
             log.error(
-                "call %s: voice message %s not registered; retrying in the background",
+                "call %s: voice message not registered now (%s); it stays on the switch and is "
+                "swept in once the database answers",
                 call.call_id,
-                recording.name,
-                exc_info=True,
+                type(exc).__name__,
             )
-        self.background.submit(self._retry(register, call, recording), f"register {call.call_id}")
-        return ""
-
-    async def _retry(
-        self, register: Callable[[], Awaitable[str]], call: CallRecord, recording: Recording
-    ) -> None:
-        first, *later = self.retry_delays or (0.0,)
-        await self.clock.sleep(first)
-        try:
-            number = await retry(
-                register,
-                later,
-                what=f"call {call.call_id}: voice message {recording.name}, registration",
-                clock=self.clock,
-            )
-        except Exception:
-            log.error(
-                "call %s: voice message %s was NOT registered; recover it from the switch",
-                call.call_id,
-                recording.name,
-            )
-            return
-        log.info("call %s: voice message %s registered as %s", call.call_id, recording.name, number)
-
-    async def drain(self) -> None:
-        """Wait for registrations still being retried (shutdown)."""
-        await self.background.drain()
+            return ""
+        return ticket.number

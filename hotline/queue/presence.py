@@ -1,5 +1,9 @@
 """Which agents are logged in, and how long a caller would wait — the IVR's view of the queue.
 
+A log-in is kept in the database (:class:`DurablePresence`) and published to the shared state
+the IVR and every node read; after a Redis restart the shared state is rebuilt from the
+database, so no agent is silently off duty. While Redis is away the database answers.
+
 The full ACD (agent states, priorities, dispatch) is the queue issue's; until then agents log in
 and out through the API, and the estimated wait is whatever the queue last published (0 with no
 queue running). In-process memory for one node, Redis for several (same keys as ``state.py``).
@@ -7,11 +11,32 @@ queue running). In-process memory for one node, Redis for several (same keys as 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from typing import Protocol, cast
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar, cast
 
+import sqlalchemy as sa
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.clock import Clock
+from hotline.db import metadata
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# who is logged in: the source of truth behind the shared state (rebuilt from here after a
+# Redis restart); the migration is 0005
+agent_sessions = sa.Table(
+    "agent_sessions",
+    metadata,
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("extension", sa.String(16), nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 class AgentPresence(Protocol):
@@ -93,3 +118,69 @@ class AssumeAvailable:
 
     async def estimated_wait(self, priority: int) -> float:
         return 0.0
+
+
+class DurablePresence:
+    """Log-ins in the database, published to the shared state; each side bounded in time."""
+
+    def __init__(
+        self, engine: AsyncEngine, shared: AgentPresence, clock: Clock, timeout: float = 1.0
+    ) -> None:
+        self.engine, self.shared, self.clock, self.timeout = engine, shared, clock, timeout
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        async with asyncio.timeout(self.timeout):
+            return await work
+
+    async def _publish(self, work: Awaitable[None], what: str) -> None:
+        try:
+            await self._bounded(work)
+        except Exception as exc:  # rebuilt from the database when shared state is back
+            log.warning("shared state: %s not published (%s)", what, type(exc).__name__)
+
+    async def login(self, agent_id: str, extension: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(agent_sessions.delete().where(agent_sessions.c.agent_id == agent_id))
+            await conn.execute(
+                agent_sessions.insert().values(
+                    agent_id=agent_id, extension=extension, since=self.clock.now()
+                )
+            )
+        await self._publish(self.shared.login(agent_id, extension), "log-in")
+
+    async def logout(self, agent_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(agent_sessions.delete().where(agent_sessions.c.agent_id == agent_id))
+        await self._publish(self.shared.logout(agent_id), "log-out")
+
+    async def stored(self) -> dict[str, str]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(sa.select(agent_sessions.c.agent_id, agent_sessions.c.extension))
+            ).all()
+        return {str(a): str(e) for a, e in rows}
+
+    async def agents(self) -> dict[str, str]:
+        try:
+            return await self._bounded(self.shared.agents())
+        except Exception as exc:
+            log.warning("shared state away (%s): agents from the database", type(exc).__name__)
+            return await self._bounded(self.stored())
+
+    async def available(self) -> int:
+        try:
+            return await self._bounded(self.shared.available())
+        except Exception as exc:
+            log.warning("shared state away (%s): agents from the database", type(exc).__name__)
+            return len(await self._bounded(self.stored()))
+
+    async def estimated_wait(self, priority: int) -> float:
+        return await self._bounded(self.shared.estimated_wait(priority))
+
+    async def restore(self) -> int:
+        """Publish every stored log-in again (shared state restarted empty); how many."""
+        stored = await self.stored()
+        for agent_id, extension in stored.items():
+            await self._bounded(self.shared.login(agent_id, extension))
+        log.info("shared state: %d agents on duty restored from the database", len(stored))
+        return len(stored)

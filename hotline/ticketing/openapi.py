@@ -272,6 +272,17 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _ok("health", OBJECT)},
             }
         },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the database, Redis and ARI as last probed, each with "
+                "ok and, when down, the error and for how long; 503 while one is down",
+                "security": [],
+                "responses": {
+                    "200": _ok("ready", OBJECT),
+                    "503": _ok("not ready: the checks say which part is down", OBJECT),
+                },
+            }
+        },
         "/console/": {
             "get": {
                 "summary": "The agent console (a placeholder page until the console issue)",
@@ -341,7 +352,10 @@ def document() -> dict[str, Any]:
             "description": "Tickets of the 12345 hotline under the rule book (RULES.md). "
             'Errors: {"error": {"code", "message", "rule"}}. Every operation with a bearer '
             "token may also answer 429 too_many_requests (with Retry-After) to a source that "
-            "failed authentication too often.",
+            "failed authentication too often. Any operation may answer 503 (with Retry-After) "
+            "when a part it needs is down: database_unavailable, shared_state_unavailable, or "
+            "outcome_unknown — the commit was sent and its answer lost, so the change may be "
+            "stored: repeat an intake with the same upstream_id (idempotent) or read first.",
         },
         "security": [{"bearer": []}],
         "paths": paths,

@@ -19,8 +19,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.db import as_utc
-from hotline.errors import DuplicateIntake, NotFound, StaleTicket
+from hotline.db import as_utc, database_down
+from hotline.errors import DuplicateIntake, NotFound, OutcomeUnknown, StaleTicket
+from hotline.jobs import Event, Outbox
 from hotline.ticketing import codec
 from hotline.ticketing.model import Channel, TicketEvent
 from hotline.ticketing.queries import TicketQueries
@@ -33,6 +34,8 @@ from hotline.ticketing.tables import (
     tickets,
 )
 from hotline.ticketing.ticket import Ticket
+
+TICKET_CHANGED = "TicketChanged"  # every ticket event, for handlers (SLA watch, notices …)
 
 # Statements built once, run with parameters (no per-call statement building and cache keys).
 _ROW_COLUMNS = (
@@ -92,8 +95,9 @@ def _row_values(ticket: Ticket) -> dict[str, Any]:
 
 
 class TicketRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, events: list[Event] | None = None) -> None:
         self.conn = conn
+        self.domain_events = events if events is not None else []  # for the outbox
 
     async def next_number(self, day: dt.date) -> str:
         """Human-readable number: date and the day's sequence, ``20261127-0042``."""
@@ -178,6 +182,21 @@ class TicketRepository:
                     for e in ticket.pending
                 ],
             )
+            self.domain_events.extend(
+                Event(
+                    TICKET_CHANGED,
+                    f"{ticket.id}:{e.seq}",
+                    {
+                        "ticket_id": ticket.id,
+                        "number": ticket.number,
+                        "action": e.action,
+                        "before": e.before,
+                        "after": e.after,
+                        "at": e.at.isoformat(),
+                    },
+                )
+                for e in ticket.pending
+            )
             ticket.pending.clear()
 
     async def get(self, ticket_id: str) -> Ticket:
@@ -252,19 +271,31 @@ class TicketRepository:
 
 
 class UnitOfWork:
-    """``async with UnitOfWork(engine) as uow: …; await uow.commit()`` — else rolled back."""
+    """``async with UnitOfWork(engine) as uow: …; await uow.commit()`` — else rolled back.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    With an :class:`~hotline.jobs.Outbox`, the domain events of the change (every ticket event
+    as ``TicketChanged``, and what the service publishes) become jobs for their handlers in the
+    same transaction (after cosmicpython's message bus, made durable). A commit whose answer is
+    lost raises :class:`OutcomeUnknown`: the change may or may not be stored.
+    """
+
+    def __init__(self, engine: AsyncEngine, outbox: Outbox | None = None) -> None:
         self.engine = engine
+        self.outbox = outbox
         self._conn: AsyncConnection | None = None
         self._tx: Any = None
+        self.events: list[Event] = []
 
     async def __aenter__(self) -> UnitOfWork:
         self._conn = await self.engine.connect()
         self._tx = await self._conn.begin()
-        self.tickets = TicketRepository(self._conn)
+        self.tickets = TicketRepository(self._conn, self.events)
         self.queries = TicketQueries(self._conn)
         return self
+
+    def publish(self, event: Event) -> None:
+        """An event to deliver after this unit of work commits (nothing if it does not)."""
+        self.events.append(event)
 
     @property
     def conn(self) -> AsyncConnection:
@@ -272,7 +303,20 @@ class UnitOfWork:
         return self._conn
 
     async def commit(self) -> None:
-        await self._tx.commit()
+        written = 0
+        if self.outbox is not None and self.events:
+            written = await self.outbox.publish(self.conn, self.events)
+        try:
+            await self._tx.commit()
+        except Exception as exc:
+            if database_down(exc):
+                raise OutcomeUnknown(
+                    "the commit was sent but not confirmed: the change may or may not be stored"
+                ) from exc
+            raise
+        self.events.clear()
+        if written and self.outbox is not None:
+            self.outbox.on_commit()
 
     async def rollback(self) -> None:
         if self._tx.is_active:

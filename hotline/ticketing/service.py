@@ -26,6 +26,7 @@ from hotline.errors import (
     StaleTicket,
     VersionRequired,
 )
+from hotline.jobs import Event, Outbox
 from hotline.ticketing.actions import (
     ACTIONS,
     OFFICE,
@@ -55,6 +56,8 @@ IVR_ACTOR = Actor("ivr", Role.AGENT)  # the IVR registers voice messages on the 
 STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
 MAX_TASK_ID = 2**31 - 1  # task ids are 32-bit integers in every database we run on
 WITHHELD_NOTE = "来电号码未显示，无法回电：请听录音后按留言内容处理。"  # caller ID withheld
+UNKNOWN_NOTE = "来电号码未知（录音名未带号码），无法回电：请听录音后按留言内容处理。"
+VOICE_MESSAGE_LEFT = "VoiceMessageLeft"  # event: a message on the switch for a ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +98,18 @@ class TicketService:
         clock: Clock,
         timezone: str,
         routing: Mapping[str, str] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.engine = engine
+        self.outbox = outbox  # domain events and follow-up jobs commit with the change
         self.sla = sla
         self.clock = clock
         self.timezone = timezone
         self.routing = dict(routing or {})
         self._staffed: dict[str, float] = {}  # unit -> monotonic time until which it is known
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.outbox)
 
     def _ctx(self, actor: Actor) -> Ctx:
         return Ctx(actor, self.clock.now(), self.sla)
@@ -116,7 +124,7 @@ class TicketService:
         p = {name: f.parse(name, payload.get(name)) for name, f in REGISTER_FIELDS.items()}
         upstream_due = _parse_instant(p["upstream_due"], "upstream_due")
         ctx = self._ctx(actor)
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             channel: Channel = p["channel"]
             if p["upstream_id"]:  # rule I-2: re-delivery returns the ticket it made
                 existing = await uow.tickets.by_upstream(channel, p["upstream_id"])
@@ -145,7 +153,7 @@ class TicketService:
                 await uow.tickets.add(ticket)
             except DuplicateIntake:  # a concurrent delivery of the same upstream id won
                 await uow.rollback()
-                async with UnitOfWork(self.engine) as again:
+                async with self.uow() as again:
                     found = await again.tickets.by_upstream(channel, p["upstream_id"])
                 if found is None:
                     raise
@@ -154,13 +162,42 @@ class TicketService:
         return Registered(ticket, created=True)
 
     async def register_voice_message(
-        self, call_id: str, phone: str, recording: str, seconds: float, request_type: TicketType
+        self,
+        call_id: str,
+        phone: str | None,
+        recording: str,
+        seconds: float,
+        request_type: TicketType,
+        *,
+        stored: str = "",
     ) -> Ticket:
         """A voice message left at the IVR: a ticket on the phone channel with the recording
-        attached, and a call-back task for the office — once per call (keyed by the call id)."""
-        ctx = self._ctx(IVR_ACTOR)
+        attached, and a call-back task for the office — once per call (keyed by the call id).
+        ``stored``: the message's name on the switch, taken in by a durable job that commits
+        with the ticket. ``phone`` None: the number is not known (an older recording name)."""
         upstream = f"voicemail:{call_id}"
-        async with UnitOfWork(self.engine) as uow:
+        try:
+            return await self._register_voice_message(
+                upstream, phone, recording, seconds, request_type, stored
+            )
+        except DuplicateIntake:  # another node or job registered this call just now
+            async with self.uow() as uow:
+                existing = await uow.tickets.by_upstream(Channel.PHONE, upstream)
+            if existing is None:
+                raise
+            return existing
+
+    async def _register_voice_message(
+        self,
+        upstream: str,
+        phone: str | None,
+        recording: str,
+        seconds: float,
+        request_type: TicketType,
+        stored: str,
+    ) -> Ticket:
+        ctx = self._ctx(IVR_ACTOR)
+        async with self.uow() as uow:
             existing = await uow.tickets.by_upstream(Channel.PHONE, upstream)
             if existing is not None:
                 return existing
@@ -171,7 +208,7 @@ class TicketService:
                 number=number,
                 type=request_type,
                 channel=Channel.PHONE,
-                citizen=Citizen("", phone, ""),
+                citizen=Citizen("", phone or "", ""),
                 subject="语音留言",
                 content=(
                     f"语音留言（{seconds:.0f} 秒），请听录音后回电。"
@@ -183,15 +220,17 @@ class TicketService:
             )
             await uow.tickets.add(ticket)
             # the task says what the office can do: call back, or not (withheld number)
-            note = "" if phone else WITHHELD_NOTE
+            note = "" if phone else (UNKNOWN_NOTE if phone is None else WITHHELD_NOTE)
             await uow.tickets.add_task("voicemail_callback", ticket.id, ctx.now, note)
+            if stored:  # the recording is taken in from the switch after the commit, durably
+                uow.publish(Event(VOICE_MESSAGE_LEFT, stored, {"stored": stored}))
             await uow.commit()
         return ticket
 
     async def tasks(self, actor: Actor, open_only: bool = True) -> list[Task]:
         if actor.role not in OFFICE:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no office tasks")
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             return await uow.queries.tasks(open_only)
 
     async def complete_task(self, actor: Actor, task_id: int, note: str) -> None:
@@ -199,7 +238,7 @@ class TicketService:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role has no office tasks")
         if not 0 < task_id <= MAX_TASK_ID:
             raise NotFound(f"open task {task_id}")
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             if not await uow.tickets.complete_task(task_id, actor.user_id, self.clock.now(), note):
                 raise NotFound(f"open task {task_id}")
             await uow.commit()
@@ -223,7 +262,7 @@ class TicketService:
         if actor.role not in action.roles:
             raise Forbidden("role_forbidden", f"a {actor.role.value} may not {name}", action.rule)
         args = action.parse(payload)
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket):
                 raise NotFound(ref)  # a unit does not learn other units' tickets exist
@@ -292,7 +331,7 @@ class TicketService:
             return await repo.get_by_number(ref)
 
     async def get(self, actor: Actor, ref: str) -> Ticket:
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket):
                 raise NotFound(ref)
@@ -304,7 +343,7 @@ class TicketService:
     async def events(self, actor: Actor, ref: str) -> tuple[Ticket, list[TicketEvent]]:
         """The ticket and the events the actor may read (the ticket's citizen is what a
         masked view scrubs from them)."""
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket):
                 raise NotFound(ref)
@@ -319,7 +358,7 @@ class TicketService:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no tickets", "Y-1")
         if not why.strip():
             raise PayloadError("why", "say why the identity is needed (it is logged)")
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket):
                 raise NotFound(ref)
@@ -334,7 +373,7 @@ class TicketService:
         only, only as part of its ticket, and every listen is on record."""
         if actor.role not in OFFICE:
             raise Forbidden("role_forbidden", "voice messages are for the office", "Y-1")
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             ticket = await self._load(uow.tickets, ref)
             if not visible_to(actor, ticket) or name not in ticket.recordings:
                 raise NotFound(f"recording {name} of {ref}")
@@ -364,7 +403,7 @@ class TicketService:
         unit = actor.unit_id if actor.role.in_unit else None
         if actor.role not in OFFICE and unit is None:
             raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no tickets")
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             return await uow.queries.search(
                 state=state, phone=phone, unit=unit, limit=limit, offset=offset
             )

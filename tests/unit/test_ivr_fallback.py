@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from hotline.errors import AriError
 from hotline.ivr.fallback import (
     FallbackMessage,
     FallbackSweeper,
+    SwitchMessages,
     UnreadableName,
     fallback_key,
     parse,
     seal,
     wav_seconds,
 )
+from hotline.ticketing.model import TicketType
 
 KEY = "0123456789abcdef"
 # What Asterisk 22's func_aes made in the lab: AES_ENCRYPT(KEY,<call id>|<digits>) (over AMI
@@ -102,7 +105,6 @@ def test_the_older_names_with_the_number_in_clear_are_still_taken_in() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "hotline-vm-1700000000-12",  # the IVR's own messages are registered by the flow
         "hotline-fb-c13800138000",  # no call id
         "hotline-fb-1700000000-12-c138x",  # the dialplan keeps digits only
         "hotline-fb-1700000000-12-c13800138000/../x",
@@ -134,31 +136,48 @@ def test_what_is_not_a_wav_file_is_refused() -> None:
 
 
 class FakeSwitch:
-    """ARI's stored recordings, as the sweeper uses them."""
+    """ARI's stored recordings and channels, as the sweeper uses them."""
 
     password = "the-ari-password"
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], channels: tuple[str, ...] = ()) -> None:
         self.names = list(names)
+        self.channels = channels
         self.deleted: list[str] = []
 
     async def get(self, path: str) -> list[dict[str, str]]:
+        if path == "/channels":
+            return [{"id": c} for c in self.channels]
         return [{"name": n} for n in self.names] if path == "/recordings/stored" else []
 
     async def download(self, path: str) -> bytes:
+        name = path.split("/")[3]
+        if name not in self.names:
+            raise AriError(404, "Recording not found")
         return wav(2.0)
 
     async def delete(self, path: str) -> None:
+        name = path.split("/")[3]
+        if name not in self.names:
+            raise AriError(404, "Recording not found")
+        self.names.remove(name)
         self.deleted.append(path)
 
 
 class FakeService:
-    def __init__(self) -> None:
-        self.registered: list[tuple[str, str, str]] = []
+    """Registration keyed by the call id, as the ticketing service does it."""
 
-    async def register_voice_message(self, call_id, phone, recording, seconds, kind):  # type: ignore[no-untyped-def]
-        self.registered.append((call_id, phone, recording))
-        return type("T", (), {"number": f"20261201-{len(self.registered):04d}"})()
+    def __init__(self) -> None:
+        self.registered: list[tuple[str, str | None, str]] = []
+        self.kinds: list[TicketType] = []
+        self.tickets: dict[str, str] = {}
+
+    async def register_voice_message(self, call_id, phone, recording, seconds, kind, **kw):  # type: ignore[no-untyped-def]
+        if call_id not in self.tickets:
+            self.registered.append((call_id, phone, recording))
+            self.kinds.append(kind)
+            self.tickets[call_id] = f"20261201-{len(self.registered):04d}"
+        return type("T", (), {"number": self.tickets[call_id]})()
 
 
 async def test_the_sweeper_opens_names_with_the_key_from_the_ari_password_and_leaves_the_rest(
@@ -180,3 +199,60 @@ async def test_the_sweeper_opens_names_with_the_key_from_the_ari_password_and_le
     for record in caplog.records:  # neither number, nor a sealed name, is logged
         text = record.getMessage()
         assert "1391234025" not in text and good not in text and other_key not in text
+
+
+async def test_a_message_the_ivr_recorded_but_never_registered_is_swept_in_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the backend was killed mid-message, or the database was away: only the switch has it
+    key = fallback_key(FakeSwitch.password)
+    left = seal(key, "1796157005.7", "13912340249", "complaint")
+    up = seal(key, "1796157005.8", "13912340250", "help")  # that caller is still recording
+    switch, service = FakeSwitch([left, up], channels=("1796157005.8",)), FakeService()
+    messages = SwitchMessages(switch, service, tmp_path)  # type: ignore[arg-type]
+    assert await messages.sweep() == ["20261201-0001"]
+    assert service.registered == [("1796157005.7", "13912340249", "hotline-vm-1796157005-7")]
+    assert service.kinds == [TicketType.COMPLAINT]  # the type the caller chose
+    assert (tmp_path / "hotline-vm-1796157005-7.wav").exists()
+    assert switch.names == [up]  # taken off the switch once ours; the live one waits
+    switch.channels = ()
+    assert await messages.sweep() == ["20261201-0002"]
+    assert await messages.sweep() == []  # nothing twice
+    assert "1391234025" not in caplog.text and left not in caplog.text
+
+
+async def test_taking_a_message_in_again_is_harmless(tmp_path: Path) -> None:
+    # the IVR's durable job and a sweep (of this node or another) may both get to it
+    key = fallback_key(FakeSwitch.password)
+    stored = seal(key, "1796157005.9", "13912340249", "help")
+    switch, service = FakeSwitch([stored]), FakeService()
+    messages = SwitchMessages(switch, service, tmp_path)  # type: ignore[arg-type]
+    assert await messages.take_stored(stored) == "20261201-0001"
+    assert await messages.take_stored(stored) == ""  # gone from the switch, ours already
+    assert len(service.registered) == 1 and switch.deleted == [f"/recordings/stored/{stored}"]
+
+
+async def test_a_message_neither_on_the_switch_nor_ours_fails_and_is_retried(
+    tmp_path: Path,
+) -> None:
+    key = fallback_key(FakeSwitch.password)
+    messages = SwitchMessages(FakeSwitch([]), FakeService(), tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(AriError):
+        await messages.take_stored(seal(key, "1796157005.10", "139", "help"))
+
+
+def test_the_ivr_s_older_names_carry_no_number_and_are_still_taken_in() -> None:
+    message = parse("hotline-vm-hotline-lab-e2e-1796157005-4", KEY)
+    assert message is not None
+    assert (message.call_id, message.caller, message.ivr) == (
+        "hotline-lab-e2e-1796157005.4",
+        None,
+        True,
+    )
+    assert message.name == "hotline-vm-hotline-lab-e2e-1796157005-4"
+
+
+def test_a_sealed_ivr_name_needs_its_request_type() -> None:
+    safe_path = seal(KEY, "1700000000.12", "13800138000")
+    with pytest.raises(UnreadableName):  # a safe-path payload under the IVR's prefix
+        parse("hotline-vm-e" + safe_path.removeprefix("hotline-fb-e"), KEY)

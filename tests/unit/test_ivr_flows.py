@@ -53,6 +53,9 @@ class FakeServices:
     async def estimated_wait(self, priority: int) -> float:
         return self.wait
 
+    def message_name(self, call: CallRecord, request_type: str) -> str:
+        return "hotline-vm-" + call.call_id.replace(".", "-")
+
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
         self.messages.append((call.caller, recording.name, recording.seconds, request_type))
         return "20261127-0099"
@@ -193,7 +196,7 @@ async def test_hanging_up_after_speaking_keeps_the_message() -> None:
 class PendingServices(FakeServices):
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
         await super().voice_message(call, recording, request_type)
-        return ""  # the database is down: registration goes on in the background
+        return ""  # the database is down: the message stays on the switch for the sweeper
 
 
 async def test_a_message_still_being_registered_is_thanked_for_without_a_ticket() -> None:

@@ -10,6 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import hotline.jobs
+import hotline.queue.presence  # noqa: F401 (agent_sessions)
 from hotline.db import metadata
 from hotline.errors import DuplicateIntake, NotFound, StaleTicket
 from hotline.ticketing.model import Channel, Citizen, TicketType
@@ -191,3 +193,29 @@ async def test_two_writers_on_postgres_the_version_check_stops_a_lost_update(
     assert final.version == 2
     assert events[-1].action == ("sign" if winner == "sign" else "request_return")
     assert rows == 3  # register, assign, and the winner's change only
+
+
+async def test_every_ticket_event_goes_to_the_outbox_in_the_same_transaction(
+    engine: AsyncEngine,
+) -> None:
+    from hotline.clock import FixedClock
+    from hotline.jobs import Outbox, jobs
+    from hotline.ticketing.repository import TICKET_CHANGED
+
+    world = World()
+    outbox = Outbox({TICKET_CHANGED: ["sla.watch"]}, FixedClock(world.now))
+    ticket = await register(engine, world)  # without an outbox: no job
+    async with UnitOfWork(engine, outbox) as uow:
+        loaded = await uow.tickets.get(ticket.id)
+        loaded.assign(world.ctx(DISPATCHER), ["water"])
+        await uow.tickets.save(loaded)
+        await uow.rollback()  # nothing of it, and no job
+    async with UnitOfWork(engine, outbox) as uow:
+        loaded = await uow.tickets.get(ticket.id)
+        loaded.assign(world.ctx(DISPATCHER), ["water"])
+        await uow.tickets.save(loaded)
+        await uow.commit()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(jobs.c.kind, jobs.c.key, jobs.c.payload))).all()
+    assert [(r.kind, r.key) for r in rows] == [("sla.watch", f"{ticket.id}:2")]
+    assert '"action": "assign"' in rows[0].payload and '"after": "assigned"' in rows[0].payload

@@ -124,3 +124,38 @@ async def test_only_the_office_hears_a_recording_and_every_listen_is_on_record(
         who["supervisor"].user_id,
         "voice message hotline-vm-c-2",
     )
+
+
+async def test_the_job_that_takes_the_recording_in_commits_with_the_ticket(
+    engine: AsyncEngine,
+) -> None:
+    from hotline.bootstrap import EVENT_ROUTES, TAKE_VOICE_MESSAGE
+    from hotline.jobs import Outbox, counts, jobs
+
+    service, _ = await setup(engine)
+    service.outbox = Outbox(EVENT_ROUTES, service.clock)
+    pokes: list[int] = []
+    service.outbox.on_commit = lambda: pokes.append(1)
+    for _ in range(2):  # the same call twice: one ticket, one job
+        await service.register_voice_message(
+            "1700000000.5",
+            PHONE,
+            "hotline-vm-1700000000-5",
+            7.0,
+            TicketType.HELP,
+            stored="hotline-vm-eSEALED",
+        )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(jobs.c.kind, jobs.c.key, jobs.c.payload))).all()
+    assert [(r.kind, r.key) for r in rows] == [(TAKE_VOICE_MESSAGE, "hotline-vm-eSEALED")]
+    assert '"stored": "hotline-vm-eSEALED"' in rows[0].payload
+    assert await counts(engine) == {"due": 1} and pokes == [1]
+
+
+async def test_a_message_whose_number_is_not_known_says_so(engine: AsyncEngine) -> None:
+    service, who = await setup(engine)
+    ticket = await service.register_voice_message(
+        "1700000000.6", None, "hotline-vm-1700000000-6", 7.0, TicketType.HELP
+    )
+    (task,) = await service.tasks(who["supervisor"])
+    assert ticket.citizen.phone == "" and "来电号码未知" in task.note
