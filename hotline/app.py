@@ -336,7 +336,7 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=edge.MAX_BODY_BYTES)  # chunked bodies too
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[NODE] = node_name(settings)

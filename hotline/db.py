@@ -8,6 +8,7 @@ PostgreSQL isolate themselves in a schema of their own: :func:`make_engine` puts
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, overload
 
@@ -54,6 +55,7 @@ def make_engine(
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o640))  # citizen data: not 0644
         busy = {"connect_args": {"timeout": timeout}} if timeout else {}
         return create_async_engine(url, hide_parameters=True, **busy)
     connect_args: dict[str, Any] = {"server_settings": {"search_path": schema}} if schema else {}

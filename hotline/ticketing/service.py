@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 IVR_ACTOR = Actor("ivr", Role.AGENT)  # the IVR registers voice messages on the office's behalf
 
 STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
+EARLIEST, LATEST = 2000, 2100  # years an upstream deadline may name
 MAX_TASK_ID = 2**31 - 1  # task ids are 32-bit integers in every database we run on
 WITHHELD_NOTE = "来电号码未显示，无法回电：请听录音后按留言内容处理。"  # caller ID withheld
 UNKNOWN_NOTE = "来电号码未知（录音名未带号码），无法回电：请听录音后按留言内容处理。"
@@ -421,7 +422,9 @@ def _parse_instant(value: str | None, field: str) -> dt.datetime | None:
         raise PayloadError(field, "must be an ISO-8601 date-time") from None
     if instant.tzinfo is None:
         raise PayloadError(field, "needs a UTC offset")
-    return instant
+    if not EARLIEST <= instant.year <= LATEST:  # rule H-1's deadlines are near, and the
+        raise PayloadError(field, f"must lie between {EARLIEST} and {LATEST}")  # databases
+    return instant  # and the calendar's sums end at year 9999
 
 
 def _log_calendar_gaps(ticket: Ticket) -> None:

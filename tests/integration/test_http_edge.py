@@ -108,6 +108,27 @@ async def test_a_version_of_5000_digits_is_a_bad_payload(edge: Edge) -> None:
     assert (status, error["error"]["code"]) == (400, "bad_payload")
 
 
+@pytest.mark.parametrize(
+    "due", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2101-01-01T00:00:00Z"]
+)
+async def test_an_upstream_deadline_at_the_end_of_time_is_a_bad_payload(
+    edge: Edge, due: str
+) -> None:
+    # found by review: accepted, then a 500 from the database (out of range) or the calendar
+    body = json.dumps(
+        {
+            "type": "help",
+            "channel": "national_platform",
+            "content": "路灯不亮",
+            "upstream_id": f"GJ-{due}",
+            "upstream_due": due,
+        }
+    )
+    status, _, error = await edge.call("agent", "POST", "/api/v1/tickets", body)
+    assert (status, error["error"]["code"]) == (400, "bad_payload")
+    assert "upstream_due" in error["error"]["message"]
+
+
 async def test_extra_days_of_401_digits_is_a_bad_payload(edge: Edge) -> None:
     ticket = await edge.register("路灯不亮")
     body = (
@@ -279,3 +300,22 @@ async def test_an_authorization_header_that_is_not_utf8_is_a_401_counted_and_log
     writer.close()
     assert status.split()[1] == "401", status
     assert f"authentication failed from {source}" in edge.backend.output()
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_not_read(edge: Edge) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # a valid intake, padded to 300 KiB
+        yield b'{"type": "help", "channel": "phone", "content": "chunked"'
+        for _ in range(300):  # no Content-Length: aiohttp's own limit was 1 MiB
+            yield b" " * 1024
+        yield b"}"
+
+    headers = {
+        "Authorization": f"Bearer {edge.tokens['agent']}",
+        "Content-Type": "application/json",
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(edge.backend.url + "/api/v1/tickets", data=chunks(), headers=headers) as r,
+    ):
+        error = (await r.json())["error"]
+    assert (r.status, error["code"]) == (400, "bad_payload") and "larger than" in error["message"]

@@ -76,3 +76,13 @@ async def test_schemas_isolate_tests_from_each_other(
         )
     assert where == pg_schema
     assert {"ivr_calls", "alembic_version"} <= set(tables)
+
+
+def test_the_embedded_database_file_is_not_world_readable(tmp_path: object) -> None:
+    import os
+    import stat
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "var" / "hotline.db"
+    db.make_engine(f"sqlite+aiosqlite:///{path}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640  # citizen data (rule Y-1)
