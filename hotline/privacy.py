@@ -6,18 +6,21 @@ the office typed into a ticket. It is the only scrubber: every view that leaves 
 
 Theory of operation. The text is first *normalised* one character for one, so positions stay
 put: every decimal digit (full-width ``０``-``９`` too) becomes ASCII, every space a plain
-space, the dashes, dots, parentheses and plus signs a number is written with (full-width ones
-too, :data:`SEPARATORS`) their ASCII form. A *run* is a maximal stretch of digits joined by any
+space, the dashes, dots, parentheses, plus signs, slashes, underscores, tildes, middle dots and
+commas a number is written with (full-width ones too, and the zero-width characters that hide
+between digits, :data:`SEPARATORS`) their ASCII form. A *run* is a maximal stretch of digits joined by any
 number of those separators (``+86 (0510) 8612-3456`` is one run); its *groups* are its blocks of
 digits (the last may end in ``X``), its *digit string* the groups joined. In every run:
 
 1. the citizen's own number (its country prefix dropped): every window of 7 of its digits found
    anywhere in the digit string is masked — the whole number in any spelling, and parts of it;
-2. identity numbers: whole groups that join to 17 digits and a digit or ``X``;
+2. identity numbers: whole groups apart by spaces or dashes only that join to 17 digits and a
+   digit or ``X``;
 3. other people's phones: whole groups (2 digits or more each, at most five) that join to a
    mobile ``1[3-9]`` + 9 digits, a landline ``0`` + area code + 7–8 digits, or a 7–8 digit local
    number, each with an optional ``0086``/``86`` in front; groups that form a ticket number
-   (``20261127-0042``) or a date (``2026-11-27``, ``2026.11.27``) take no part in this step.
+   (``20261127-0042``) or a date (``2026-11-27``, ``2026.11.27``, ``2026/11/27``) take no part
+   in this step.
    The longest match wins where they overlap.
 
 The citizen's name (2 characters or more) and identity number are masked verbatim (``x`` = ``X``).
@@ -59,12 +62,25 @@ def mask_name(name: str) -> str:
 # -- the scrubber ------------------------------------------------------------------------------
 # Besides every space (str.isspace), the characters a phone number is written with. The default
 # subject's cut in hotline/ticketing/ticket.py (Ticket.register) extends over the same ones.
-DASHES = "-‐‑‒–—―−－﹣"  # the look-alike dashes are the point
-SEPARATORS = DASHES + ".．" + "(（" + ")）" + "+＋"
+DASHES = "-‐‑‒–—―−－﹣ー"  # the look-alike dashes are the point (ー: the katakana long mark)
+SLASHES, LOWS, TILDES, DOTS, COMMAS = "/／", "_＿", "~～", "·・", ",，、"
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"  # zero-width characters join a run unseen
+SEPARATORS = (
+    DASHES + ".．" + "(（" + ")）" + "+＋" + SLASHES + LOWS + TILDES + DOTS + COMMAS + INVISIBLE
+)
 WINDOW = 7  # this many digits of the citizen's own number in order are masked wherever they are
 
-_FOLD = dict.fromkeys(DASHES, "-") | dict(zip("．（）＋Ｘｘ", ".()+Xx", strict=True))
-_RUN = re.compile(r"[0-9]+[Xx]?(?:[ ().+-]*[0-9]+[Xx]?)*")
+_FOLD = (
+    dict.fromkeys(DASHES, "-")
+    | dict(zip("．（）＋Ｘｘ", ".()+Xx", strict=True))
+    | dict.fromkeys(SLASHES, "/")
+    | dict.fromkeys(LOWS, "_")
+    | dict.fromkeys(TILDES, "~")
+    | dict.fromkeys(DOTS, ".")
+    | dict.fromkeys(COMMAS, ",")
+    | dict.fromkeys(INVISIBLE, " ")
+)
+_RUN = re.compile(r"[0-9]+[Xx]?(?:[ ().+/_~,-]*[0-9]+[Xx]?)*")
 _GROUP = re.compile(r"[0-9]+[Xx]?")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9Xx]")
 _MOBILE, _LANDLINE = r"1[3-9][0-9]{9}", r"0[1-9][0-9]{8,10}"
@@ -136,7 +152,7 @@ def _protected(groups: list[_Group]) -> set[int]:
         elif len(d) == 4 and i + 2 < len(groups):
             month, day = groups[i + 1], groups[i + 2]
             parts = (d, month.digits, day.digits)
-            shape = month.joint == day.joint and month.joint in ("-", ".")
+            shape = month.joint == day.joint and month.joint in ("-", ".", "/")
             if shape and all(p.isdigit() and len(p) <= 2 for p in parts[1:]) and _is_date(*parts):
                 out |= {i, i + 1, i + 2}
     return out
@@ -147,14 +163,16 @@ def _candidates(groups: list[_Group]) -> list[tuple[int, int, int]]:
     protected = _protected(groups)
     found: list[tuple[int, int, int]] = []
     for i in range(len(groups)):
-        joined, phone = "", True
+        joined, phone, id_number = "", True, True
         for j in range(i, min(len(groups), i + 18)):
             joined += groups[j].digits
             phone = phone and j - i < _MAX_GROUPS and j not in protected
             phone = phone and len(groups[j].digits) >= 2
+            # an ID number is written whole or in blocks apart by spaces or dashes only
+            id_number = id_number and (j == i or not groups[j].joint.strip(" -"))
             if len(joined) > 18:
                 break
-            if _ID_NUMBER.fullmatch(joined) or (phone and _PHONE.fullmatch(joined)):
+            if (id_number and _ID_NUMBER.fullmatch(joined)) or (phone and _PHONE.fullmatch(joined)):
                 found.append((len(joined), i, j))
     return found
 

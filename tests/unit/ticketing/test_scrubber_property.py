@@ -2,7 +2,8 @@
 public page or Open311 record shows 7 or more of its digits in order (rules Y-1, P-2).
 
 The check is :func:`leaks` (test_views uses it too): the output text is normalised
-(full-width digits to ASCII, the separators space - . ( ) + and their full-width forms dropped,
+(full-width digits to ASCII, the separators space - . ( ) + / _ ~ · , 、 and their full-width
+forms and the zero-width characters dropped,
 every other character — ``*`` included — left in place to break a run), and none of the
 number's 7-digit windows may occur in it. Every string of every JSON output is checked.
 """
@@ -34,7 +35,10 @@ from tests.unit.ticketing.test_ticket_rules import to_callback
 
 # -- the leak check: 7 or more consecutive digits of a number, however written ---------------
 _FULL_WIDTH_DIGITS = {0xFF10 + n: str(n) for n in range(10)}
-_SEPARATORS = dict.fromkeys(map(ord, " \t\u00a0\u3000-‐‑‒–—―−－﹣.．()（）+＋"))
+# written out here, not taken from hotline.privacy: the oracle must not share the code's idea
+_SEPARATORS = dict.fromkeys(
+    map(ord, " \t\u00a0\u3000-‐‑‒–—―−－﹣ー.．()（）+＋/／_＿~～·・,，、\u200b\u200c\u200d\u2060\ufeff")
+)
 
 
 def normalised(text: str) -> str:
@@ -86,7 +90,7 @@ def revealed(text: str, number: str, shortest: int = 3) -> set[int]:
 
 # -- the property -----------------------------------------------------------------------------
 NAME = "王小明"
-SEPARATORS = " -.()+　－．（）＋"  # and the full-width forms
+SEPARATORS = " -.()+　－．（）＋/／_~·、，,ー\u200b\ufeff"  # as people (and pastes) write them
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 ALPHABET = st.sampled_from(
     list("市民反映小区门口路灯坏了三天，。、号楼室元请回电话谢")
@@ -155,8 +159,8 @@ def drive(world: World, citizen: Citizen, say: Any, subject: str) -> Ticket:
 
 
 def joins(char: str) -> bool:
-    """A character that goes on a run of a number (hotline.privacy's definition)."""
-    return char.isdecimal() or char.isspace() or char in privacy.SEPARATORS + "XxＸｘ"
+    """A character that goes on a run of a number (the oracle's own list)."""
+    return char.isdecimal() or char.isspace() or ord(char) in _SEPARATORS or char in "XxＸｘ"
 
 
 def structure(ticket: Ticket, text: str) -> bool:
