@@ -231,13 +231,23 @@ class JobQueue:
 
     async def complete(self, job: Job) -> bool:
         """Done — if this node still holds it (a lease that ran out may have passed it on)."""
+        return await self.complete_all([job]) == 1
+
+    async def complete_all(self, done: Sequence[Job]) -> int:
+        """Mark these done in one statement; how many this node still held."""
+        if not done:
+            return 0
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 jobs.update()
-                .where(jobs.c.id == job.id, jobs.c.owner == self.node, jobs.c.state == RUNNING)
+                .where(
+                    jobs.c.id.in_([j.id for j in done]),
+                    jobs.c.owner == self.node,
+                    jobs.c.state == RUNNING,
+                )
                 .values(state=DONE, done_at=self.clock.now(), lease_until=None)
             )
-        return bool(result.rowcount == 1)
+        return int(result.rowcount)
 
     async def fail(self, job: Job, error: str) -> dt.datetime | None:
         """Back to due at the next back-off time, or dead when its attempts are spent; the
@@ -314,10 +324,18 @@ class Worker:
     async def run_once(self) -> int:
         """Claim one batch of due jobs and run them; how many ran."""
         claimed = await self.queue.claim(list(self.handlers), self.concurrency)
-        await asyncio.gather(*(self._run(job) for job in claimed))
+        ran = await asyncio.gather(*(self._run(job) for job in claimed))
+        done = [job for job, ok in zip(claimed, ran, strict=True) if ok]
+        try:
+            await self.queue.complete_all(done)
+        except Exception:
+            log.warning("jobs: %d ran; marking them done failed (they may run again)", len(done))
+            return len(claimed)
+        self.done += len(done)
         return len(claimed)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job) -> bool:
+        """Run one job's handler; True when it succeeded (marked done with its batch)."""
         try:
             async with asyncio.timeout(self.timeout):
                 await self.handlers[job.kind](job)
@@ -328,7 +346,7 @@ class Worker:
                 due = await self.queue.fail(job, error)
             except Exception:
                 log.warning("job %s %s failed; its lease will pass it on", job.kind, job.key)
-                return
+                return False
             if due is None:
                 log.error(
                     "job %s %s is dead after %d attempts: %s",
@@ -346,15 +364,8 @@ class Worker:
                     type(exc).__name__,
                     due.isoformat(),
                 )
-            return
-        try:
-            await self.queue.complete(job)
-        except Exception:
-            log.warning(
-                "job %s %s ran; marking it done failed (it may run again)", job.kind, job.key
-            )
-            return
-        self.done += 1
+            return False
+        return True
 
 
 async def counts(engine: AsyncEngine) -> dict[str, int]:

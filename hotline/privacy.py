@@ -8,9 +8,10 @@ Theory of operation. The text is first *normalised* one character for one, so po
 put: every decimal digit (full-width ``０``-``９`` too) becomes ASCII, every space a plain
 space, the dashes, dots, parentheses, plus signs, slashes, underscores, tildes, middle dots and
 commas a number is written with (full-width ones too, and the zero-width characters that hide
-between digits, :data:`SEPARATORS`) their ASCII form. A *run* is a maximal stretch of digits joined by any
-number of those separators (``+86 (0510) 8612-3456`` is one run); its *groups* are its blocks of
-digits (the last may end in ``X``), its *digit string* the groups joined. In every run:
+between digits, :data:`SEPARATORS`) their ASCII form. A *run* is a maximal stretch of digits
+joined by any number of those separators (``+86 (0510) 8612-3456`` is one run); its *groups*
+are its blocks of digits (the last may end in ``X``), its *digit string* the groups joined. In
+every run:
 
 1. the citizen's own number (its country prefix dropped): every window of 7 of its digits found
    anywhere in the digit string is masked — the whole number in any spelling, and parts of it;

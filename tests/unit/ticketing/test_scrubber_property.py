@@ -18,7 +18,6 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hotline import privacy
 from hotline.ticketing.model import CallbackResult, Citizen
 from hotline.ticketing.ticket import Ticket
 from hotline.ticketing.views import event_views, open311_view, public_view, ticket_view
@@ -37,7 +36,11 @@ from tests.unit.ticketing.test_ticket_rules import to_callback
 _FULL_WIDTH_DIGITS = {0xFF10 + n: str(n) for n in range(10)}
 # written out here, not taken from hotline.privacy: the oracle must not share the code's idea
 _SEPARATORS = dict.fromkeys(
-    map(ord, " \t\u00a0\u3000-‐‑‒–—―−－﹣ー.．()（）+＋/／_＿~～·・,，、\u200b\u200c\u200d\u2060\ufeff")
+    map(
+        ord,
+        " \t\u00a0\u3000-‐‑‒–—―−－﹣ー.．()（）+＋/／_＿~～·・,，、"
+        "\u200b\u200c\u200d\u2060\ufeff",
+    )
 )
 
 
