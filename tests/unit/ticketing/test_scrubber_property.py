@@ -38,8 +38,7 @@ _FULL_WIDTH_DIGITS = {0xFF10 + n: str(n) for n in range(10)}
 _SEPARATORS = dict.fromkeys(
     map(
         ord,
-        " \t\u00a0\u3000-‐‑‒–—―−－﹣ー.．()（）+＋/／_＿~～·・,，、"
-        "\u200b\u200c\u200d\u2060\ufeff",
+        " \t\u00a0\u3000-‐‑‒–—―−－﹣ー.．()（）+＋/／_＿~～·・,，、\u200b\u200c\u200d\u2060\ufeff",
     )
 )
 
