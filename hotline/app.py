@@ -270,6 +270,7 @@ async def _bounded_drain(writer: JournalWriter, bound: float) -> None:
         async with asyncio.timeout(bound * 2):
             await writer.drain()
     await writer.background.close()
+    writer.close()
 
 
 async def _periodic(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,19 +42,29 @@ class JournalWriter:
     nothing a caller waits on) and again when it ends; then it is written to the database in
     the background, and its spool file removed once the database has it. What the database
     did not take — it was away, or the process was killed with calls up — is written by
-    :meth:`flush` (at start, every ``interval`` seconds, and when the database is back): a
-    row left "in-progress" by a killed process is stored as ``interrupted``. Writing a row is
+    :meth:`flush` (at start, every 30 s, and when the database is back): a row left
+    "in-progress" by a killed process is stored as ``interrupted``. Writing a row is
     idempotent on the call id, so a row is never stored twice.
+
+    Each process writes into a folder of its own under ``spool`` and holds a lock on it while
+    it lives, so processes sharing the spool never take each other's calls that are still up:
+    a folder whose lock can be taken belongs to a process that has ended, and is flushed whole.
     """
 
     def __init__(self, journal: CallJournal, spool: Path | None = None) -> None:
         self.journal = journal
-        self.spool = spool
+        self.root = spool
+        self.spool: Path | None = None
         self.background = Background("journal")
         self.failures = 0
         self._live: set[str] = set()  # calls of this process still up: not flushed
+        self._lock: int | None = None
         if spool is not None:
             spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.spool = spool / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self.spool.mkdir(mode=0o700)
+            self._lock = _locked(self.spool)
+            assert self._lock is not None  # a folder just made is nobody else's
 
     def _file(self, call_id: str) -> Path:
         assert self.spool is not None
@@ -93,40 +105,76 @@ class JournalWriter:
                 kept,
             )
             return
-        self._forget(call.call_id)
-
-    def _forget(self, call_id: str) -> None:
         if self.spool is not None:
-            self._file(call_id).unlink(missing_ok=True)
+            self._file(call.call_id).unlink(missing_ok=True)
 
     def pending(self) -> int:
-        return len(list(self.spool.glob("*.json"))) if self.spool is not None else 0
+        return len(list(self.root.glob("*/*.json"))) if self.root is not None else 0
 
     async def flush(self) -> int:
-        """Write what the spool holds for calls no longer up in this process; how many."""
-        if self.spool is None:
+        """Write what the spool holds for calls no longer up (this process's ended calls, and
+        every call of a process that has ended); how many."""
+        if self.root is None or self.spool is None:
             return 0
+        written = await self._flush(self.spool, self._live)
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.spool):
+            lock = _locked(folder)
+            if lock is None:
+                continue  # its process is alive
+            try:
+                written += await self._flush(folder, set())
+                for leftover in folder.iterdir():
+                    if leftover.name != LOCK:
+                        break
+                else:
+                    (folder / LOCK).unlink(missing_ok=True)
+                    folder.rmdir()
+            finally:
+                os.close(lock)
+        if written:
+            log.info("journal spool: %d rows written to the database", written)
+        return written
+
+    async def _flush(self, folder: Path, live: set[str]) -> int:
         written = 0
-        for path in sorted(self.spool.glob("*.json")):
+        for path in sorted(folder.glob("*.json")):
             try:
                 call = from_json(json.loads(path.read_text()))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.error("journal spool: %s unreadable (%s); moved aside", path.name, exc)
                 path.replace(path.with_suffix(".bad"))
                 continue
-            if call.call_id in self._live:
+            if call.call_id in live:
                 continue
             if call.outcome == "in-progress":  # its process ended with the call up
                 call.outcome = "interrupted"
             await self.journal.record(call)  # raises while the database is away: next time
             path.unlink(missing_ok=True)
             written += 1
-        if written:
-            log.info("journal spool: %d rows written to the database", written)
         return written
 
     async def drain(self) -> None:
         await self.background.drain()
+
+    def close(self) -> None:
+        """Let go of this process's spool folder (what is left in it is flushed by the next)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+LOCK = "owner.lock"
+
+
+def _locked(folder: Path) -> int | None:
+    """An exclusive lock on the folder's lock file, or None when its owner still holds it."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def to_json(call: CallRecord) -> dict[str, object]:

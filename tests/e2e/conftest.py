@@ -138,6 +138,7 @@ def backend(
             "HOTLINE_ARI_PASSWORD": creds.ari_password,
             "HOTLINE_SERVER_AGI_SECRET": creds.agi_secret,  # the dialplan's AGI URL has it
             "HOTLINE_ARI_RECORDINGS_DIR": str(tmp_path / "recordings"),
+            "HOTLINE_SERVER_SPOOL_DIR": str(tmp_path / "spool"),
         }
         if config is not None:
             env["HOTLINE_CONFIG"] = str(config)

@@ -61,7 +61,10 @@ async def test_a_call_up_when_the_process_was_killed_is_stored_as_interrupted(
     killed.begin(c2)
     journal = MemoryCallJournal()
     restarted = JournalWriter(journal, tmp_path)
+    assert await restarted.flush() == 0  # its process still holds them
+    killed.close()  # what the kernel does for a killed process: its lock is gone
     assert await restarted.flush() == 2
+    assert [p.name for p in tmp_path.iterdir()] == [restarted.spool.name]  # type: ignore[union-attr]
     assert {(r.call_id, r.outcome, r.steps[0]) for r in journal.calls} == {
         ("1796157005.7", "interrupted", "answer"),
         ("1796157005.8", "interrupted", "answer"),
@@ -81,16 +84,31 @@ async def test_the_spool_holds_callers_in_clear_so_only_the_owner_reads_it(
     spool = tmp_path / "journal"
     writer = JournalWriter(Away(), spool)
     writer.begin(call(1))
-    (path,) = spool.glob("*.json")
+    (path,) = spool.glob("*/*.json")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(spool).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
 
 
 async def test_an_unreadable_spool_file_is_moved_aside_not_retried_forever(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "broken.json").write_text("{not json")
+    dead = JournalWriter(MemoryCallJournal(), tmp_path)
+    assert dead.spool is not None
+    (dead.spool / "broken.json").write_text("{not json")
+    dead.close()
     journal = MemoryCallJournal()
     writer = JournalWriter(journal, tmp_path)
     assert await writer.flush() == 0
-    assert (tmp_path / "broken.bad").exists() and writer.pending() == 0
+    assert (dead.spool / "broken.bad").exists() and writer.pending() == 0
+
+
+async def test_two_processes_sharing_a_spool_never_take_each_other_s_live_calls(
+    tmp_path: Path,
+) -> None:
+    journal = MemoryCallJournal()
+    a, b = JournalWriter(journal, tmp_path), JournalWriter(journal, tmp_path)
+    a.begin(call(1))
+    b.begin(call(2))
+    assert await a.flush() == 0 and await b.flush() == 0
+    assert journal.calls == [] and a.pending() == 2
