@@ -65,7 +65,9 @@ log = logging.getLogger(__name__)
 
 CALENDAR_WARNING_DAYS = 60  # warn this long before the working calendar runs out
 STATE_TIMEOUT = 0.5  # seconds a live call may wait on shared state before we go on without it
-PROBE_INTERVAL = 1.0  # seconds between probes of the database, Redis and ARI
+PROBE_INTERVAL = 0.5  # seconds between probes of the database, Redis and ARI
+PROBE_TIMEOUT = 1.0  # seconds a probe of Redis or ARI may take before it is down
+DATABASE_PROBE_TIMEOUT = 0.5  # the database's: a freeze ends API requests within ~1 s
 JOB_POLL = 1.0  # seconds between looks for due jobs (a local commit wakes the worker at once)
 JOURNAL_FLUSH = 30.0  # seconds between flushes of the journal spool
 
@@ -117,7 +119,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     bound = settings.database.timeout
     engine = db.make_engine(settings.database.url, timeout=bound)
-    health = Dependencies(app[CLOCK], interval=PROBE_INTERVAL, timeout=min(1.0, bound))
+    health = Dependencies(app[CLOCK], interval=PROBE_INTERVAL, timeout=PROBE_TIMEOUT)
     app[HEALTH] = health
     try:
         service = bootstrap.ticket_service(settings, engine, app[CLOCK])
@@ -132,7 +134,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await db.check_migrated(engine)
                 migrated = True
 
-        health.add("database", probe)
+        health.add("database", probe, timeout=min(DATABASE_PROBE_TIMEOUT, bound))
         app[ENGINE] = engine
         app[JOURNAL] = SqlCallJournal(engine)
         app[tickets_http.TICKETS_ENGINE] = engine
@@ -145,7 +147,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         yield
     finally:
-        await health.background.close()
+        await health.close()
         await engine.dispose()
 
 
@@ -208,7 +210,7 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         health.add("redis", epoch.check)  # True: Redis restarted empty
         health.when_up("redis", presence.restore)
         health.when_up("redis", live.restore)
-        heartbeat = asyncio.create_task(_heartbeat(live, app[NODE]))
+        heartbeat = asyncio.create_task(_heartbeat(live, app[NODE], app[CLOCK]))
         yield
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -217,10 +219,10 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-async def _heartbeat(live: LiveCalls, node: str) -> None:
+async def _heartbeat(live: LiveCalls, node: str, clock: Clock) -> None:
     while True:
         await _best_effort(live.heartbeat(node), "beat the node heartbeat")
-        await asyncio.sleep(10)
+        await clock.sleep(10)
 
 
 async def _ari(app: web.Application) -> AsyncIterator[None]:

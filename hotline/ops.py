@@ -9,12 +9,13 @@ bearer tokens as the rest of the API. Caller numbers leave this process masked.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 
 from aiohttp import web
 
 from hotline.appkeys import AGI, CALENDAR_UNTIL, HEALTH, JOURNAL, LIVE, NODE, WRITER
-from hotline.errors import DatabaseUnavailable
+from hotline.errors import DatabaseUnavailable, OutcomeUnknown
 from hotline.privacy import mask_phone
 from hotline.ticketing.actions import OFFICE
 from hotline.web import API_PREFIXES, Handler, current_user, ok, query_int
@@ -63,12 +64,36 @@ async def readyz(request: web.Request) -> web.Response:
 
 @web.middleware
 async def database_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """While the database is known to be down, API requests get their 503 at once."""
+    """While the database is known to be down, API requests get their 503 at once; a request
+    in flight when the watch finds it down (frozen, say) ends then, not at its own time-out —
+    a write among them says its outcome is unknown (it may have been committed)."""
     path = request.path
-    gated = path.startswith(API_PREFIXES) and not path.startswith(UNGATED)
-    if gated and request.app[HEALTH].down("database"):
+    if not path.startswith(API_PREFIXES) or path.startswith(UNGATED):
+        return await handler(request)
+    health = request.app[HEALTH]
+    if health.down("database"):
         raise DatabaseUnavailable("the database is down; try again shortly")
-    return await handler(request)
+    work = asyncio.ensure_future(handler(request))
+    down = asyncio.ensure_future(health.went_down("database").wait())
+    try:
+        await asyncio.wait({work, down}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        down.cancel()
+    if work.done():
+        return work.result()
+    # not awaited: cancelling a query on a frozen server waits on that server
+    work.cancel()
+    work.add_done_callback(_retrieve)
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        raise DatabaseUnavailable("the database stopped answering; try again shortly")
+    raise OutcomeUnknown(
+        "the database stopped answering during the request: the change may or may not be stored"
+    )
+
+
+def _retrieve(task: asyncio.Future[web.StreamResponse]) -> None:
+    if not task.cancelled():
+        task.exception()  # the answer was given already: its late error is not news
 
 
 async def live_calls(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,9 +49,11 @@ class Backend:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.env['HOTLINE_SERVER_HTTP_PORT']}"
 
-    def start(self) -> Backend:
-        migrated = hotline("db", "upgrade", env=self.env)
-        assert migrated.returncode == 0, migrated.stderr
+    def start(self, upgrade: bool = True) -> Backend:
+        """``upgrade=False``: no ``hotline db upgrade`` first (a database that is down, say)."""
+        if upgrade:
+            migrated = hotline("db", "upgrade", env=self.env)
+            assert migrated.returncode == 0, migrated.stderr
         self.proc = subprocess.Popen(
             [HOTLINE, "serve"],
             env=child_env(self.env),
@@ -58,7 +61,12 @@ class Backend:
             stderr=self.log,
             text=True,
         )
-        for _ in range(150):
+        return self.wait_healthz()
+
+    def wait_healthz(self, attempts: int = 150) -> Backend:
+        """Until /healthz answers ``ok`` (the process is up; not readiness, see /readyz)."""
+        assert self.proc is not None
+        for _ in range(attempts):
             if self.proc.poll() is not None:
                 raise AssertionError(f"backend exited: {self.output()}")
             try:
@@ -68,6 +76,26 @@ class Backend:
             except OSError:
                 time.sleep(0.1)
         raise AssertionError("backend did not answer /healthz")
+
+    def readyz(self, timeout: float = 5) -> tuple[int, object]:
+        """/readyz: its status code and JSON body (0 and the error when it did not answer)."""
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read())
+            except ValueError:
+                return exc.code, None
+        except (OSError, ValueError) as exc:
+            return 0, f"{type(exc).__name__}: {exc}"
+
+    def kill9(self) -> None:
+        """SIGKILL ``hotline serve`` (a crash: no shutdown, no drain); ``start`` brings it back
+        on the same settings, its output going on in the same log."""
+        assert self.proc is not None and self.proc.poll() is None, "backend is not running"
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def output(self) -> str:
         self.log.seek(0)

@@ -332,6 +332,7 @@ DEFAULT_TEXTS = {
     "utility_menu": "供水抢修请按1，供电抢修请按2，燃气抢修请按3。",
     "progress_enter": "请输入工单编号，以井号键结束；查询本机号码的诉求，请直接按井号键。",
     "progress_none": "没有查到正在办理的诉求。",
+    "progress_unavailable": "抱歉，暂时无法查询工单进度，请稍候，由人工为您服务。",
     "progress_intro": "您的诉求，编号",
     "progress_unit": "承办单位是",
     "progress_due": "预计办结时间为",

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from hotline.errors import Unavailable
 from hotline.ivr.journal import CallRecord
 from hotline.ivr.port import (
     CallChannel,
@@ -201,8 +202,9 @@ class Flow:
         if route == "utility":
             return await self._utility()
         if route == "progress":
-            await self._progress()
-            return None  # back to the main menu
+            if await self._progress():
+                return None  # back to the main menu
+            return Handoff("queue", type="consultation", path=self.path, ticket=self.ticket)
         if route == "voicemail":
             return await self._voice_message("help")
         return Handoff("operator", path=self.path, ticket=self.ticket)
@@ -235,23 +237,32 @@ class Flow:
         )
 
     # -- self-service -----------------------------------------------------------------------
-    async def _progress(self) -> None:
+    async def _progress(self) -> bool:
+        """Tell the caller where their tickets are; False when the backend cannot say in time
+        (the caller is then handed to a person, told so — never silence, never a guess)."""
         got = await self.ch.collect([prompt("progress_enter")], 20, self.cfg.timeout_ms)
         keyed = got.digits
         found: list[TicketInfo] = []
-        if len(keyed) > 8:  # 20261127 0042 -> 20261127-0042
-            one = await self.svc.ticket(f"{keyed[:8]}-{keyed[8:]}")
-            found = [one] if one else []
-            self.step("progress:number")
-        elif self.ch.caller and not keyed:
-            since = self.now - dt.timedelta(days=365)
-            found = await self.svc.open_tickets(self.ch.caller, since)
-            self.step("progress:own")
+        try:
+            if len(keyed) > 8:  # 20261127 0042 -> 20261127-0042
+                one = await self.svc.ticket(f"{keyed[:8]}-{keyed[8:]}")
+                found = [one] if one else []
+                self.step("progress:number")
+            elif self.ch.caller and not keyed:
+                since = self.now - dt.timedelta(days=365)
+                found = await self.svc.open_tickets(self.ch.caller, since)
+                self.step("progress:own")
+        except Unavailable as exc:
+            log.warning("call %s: progress unavailable (%s)", self.ch.call_id, exc)
+            self.step("progress:unavailable")
+            await self.ch.play([prompt("progress_unavailable")])
+            return False
         if not found:
             await self.ch.play([prompt("progress_none")])
             self.step("progress:none")
-            return
+            return True
         await self._announce(found[:3])
+        return True
 
     async def _announce(self, tickets: list[TicketInfo]) -> None:
         """State, handling unit and due date of each ticket — and nothing about the caller."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hotline.clock import Clock, SystemClock
+from hotline.db import database_down
 from hotline.errors import DatabaseUnavailable
 from hotline.ivr.fallback import parse, seal
 from hotline.ivr.flows import TicketInfo
@@ -89,6 +90,10 @@ class BackendIvrServices:
                 return await work
         except TimeoutError:
             raise DatabaseUnavailable(f"{what}: no answer within {self.timeout:g} s") from None
+        except Exception as exc:
+            if database_down(exc):
+                raise DatabaseUnavailable(f"{what}: {type(exc).__name__}") from exc
+            raise
 
     async def _from_database(self, what: str, work: Coroutine[Any, Any, T]) -> T:
         if self.database_down():

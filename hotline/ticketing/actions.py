@@ -39,6 +39,7 @@ class Field:
     default: Any = None
     max_len: int = 20_000  # for strings (and each item of a list)
     format: str = ""  # a JSON Schema format the text follows (date-time)
+    pattern: str = ""  # a JSON Schema pattern in place of the one every text has (no NUL)
 
     def parse(self, name: str, raw: Any) -> Any:
         if raw is None:
@@ -69,6 +70,8 @@ class Field:
             out = {"type": "array", "maxItems": MAX_ITEMS, "items": item}
         elif kind is str:
             out = {"type": "string", "maxLength": self.max_len, **TEXT}
+            if self.pattern:
+                out["pattern"] = self.pattern
             if self.format:
                 out["format"] = self.format
         elif kind is bool:
@@ -391,9 +394,11 @@ REGISTER_FIELDS: dict[str, Field] = {
     "upstream_due": Field(
         S,
         required=False,
-        doc="RFC 3339 date-time with an offset; an upper-level deadline (H-1)",
+        doc="RFC 3339 date-time with an offset, in the years 2000-2100; an upper-level "
+        "deadline (H-1)",
         max_len=40,
         format="date-time",
+        pattern="^((20[0-9]{2}|2100)-[^\\u0000]*)?$",
     ),
     "category": Field(S, required=False, default="", max_len=64),
     "address": Field(S, required=False, default=""),

@@ -93,3 +93,22 @@ async def test_a_database_behind_the_migrations_is_down_as_not_migrated() -> Non
     health.add("database", probe)
     await health.probe_all()
     assert health.status()["database"]["error"] == "not migrated"
+
+
+async def test_a_probe_whose_cancellation_hangs_too_is_down_at_its_bound() -> None:
+    # asyncpg cancelling a query on a frozen server waits on that server
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(2)  # the driver's cleanup
+            raise
+
+    health = Dependencies(FixedClock(T0), timeout=0.05)
+    health.add("database", stubborn)
+    started = asyncio.get_running_loop().time()
+    await health.probe_all()
+    await health.probe_all()  # the first still hangs: no second connection attempt
+    assert asyncio.get_running_loop().time() - started < 1
+    assert health.down("database") and health.went_down("database").is_set()
+    await health.close()

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from hotline.config.settings import DEFAULT_MENU, DEFAULT_UTILITY_MENU
-from hotline.errors import CallerHungUp
+from hotline.errors import CallerHungUp, DatabaseUnavailable
 from hotline.ivr import flows
 from hotline.ivr.fake import HangUp, Press, ScriptedCall, Silence, Speak, Type
 from hotline.ivr.flows import IvrConfig, TicketInfo
@@ -136,6 +136,25 @@ async def test_progress_of_the_callers_own_tickets() -> None:
     svc.by_phone["13800138000"] = [OPEN]
     _, ch, call, _ = await run([Press("6"), Type("#"), Silence(), Type("1")], svc)
     assert "progress:own" in call.steps and prompt("state_assigned") in ch.played()
+
+
+class DownServices(FakeServices):
+    async def ticket(self, number: str) -> TicketInfo | None:
+        raise DatabaseUnavailable("ticket by number: no answer within 2 s")
+
+    async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
+        raise DatabaseUnavailable("open tickets: the database is down")
+
+
+@pytest.mark.parametrize("keyed", ["202611200042#", "#"])
+async def test_progress_the_backend_cannot_tell_is_said_and_a_person_takes_over(
+    keyed: str,
+) -> None:
+    handoff, ch, call, _ = await run([Press("6"), Type(keyed)], DownServices())
+    assert prompt("progress_unavailable") in ch.played()  # told, not left in silence
+    assert "progress:unavailable" in call.steps
+    assert (handoff.route, handoff.type) == ("queue", "consultation")  # no error flag
+    assert prompt("progress_none") not in ch.played()  # never a guess
 
 
 async def test_progress_when_nothing_is_found() -> None:
