@@ -245,6 +245,7 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     if client is not None:
         ari = client
         app[MESSAGES_KEY] = bootstrap.switch_messages(settings, service, ari)
+        app[IVR].switch = ari
 
         async def ping() -> None:
             await ari.get("/asterisk/ping")
@@ -262,6 +263,7 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         await _bounded_drain(app[WRITER], settings.database.timeout)
+        await app[IVR].background.close(settings.server.shutdown_grace)
         if client is not None:
             await client.close()
 

@@ -89,6 +89,11 @@ class IvrServices(Protocol):
         when it could not be registered in time (it stays on the switch and is swept in)."""
         ...
 
+    def discard_message(self, recording: Recording) -> None:
+        """A recording with nothing said: off the switch (in the background), so that no sweep
+        makes it a ticket."""
+        ...
+
 
 class Flow:
     """One call through the IVR."""
@@ -304,6 +309,7 @@ class Flow:
             self.step("voicemail:ticket" if self.ticket else "voicemail:pending")
         else:
             self.step("voicemail:empty")  # nothing said: no ticket, no call-back promised
+            self.svc.discard_message(recording)  # nor later from the switch
         if recording.ended_by == "hangup":
             raise CallerHungUp("hung up after the message")
         closing = "voicemail_saved" if kept else "voicemail_empty"

@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hotline.agi.ari import AriClient, stored_recording
+from hotline.background import Background
 from hotline.clock import Clock, SystemClock
 from hotline.db import database_down
-from hotline.errors import DatabaseUnavailable
+from hotline.errors import AriError, DatabaseUnavailable
 from hotline.ivr.fallback import parse, seal
 from hotline.ivr.flows import TicketInfo
 from hotline.ivr.journal import CallRecord
@@ -83,6 +85,8 @@ class BackendIvrServices:
         # not waited on at all
         self.database_down: Callable[[], bool] = lambda: False
         self._shared_away_until = 0.0  # monotonic: shared state failed, do not wait on it
+        self.switch: AriClient | None = None  # set by the application when ARI is configured
+        self.background = Background("empty voice messages")
 
     async def _bounded(self, what: str, work: Awaitable[T]) -> T:
         try:
@@ -140,6 +144,20 @@ class BackendIvrServices:
 
     def message_name(self, call: CallRecord, request_type: str) -> str:
         return seal(self.key, call.call_id, call.caller, request_type)
+
+    def discard_message(self, recording: Recording) -> None:
+        switch = self.switch
+        if switch is None:
+            return
+
+        async def delete() -> None:
+            try:
+                await switch.delete(stored_recording(recording.name))
+            except AriError as exc:
+                if exc.status != 404:
+                    raise
+
+        self.background.submit(delete(), "delete an empty voice message")
 
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
         """The message becomes a ticket now when the database answers in time; the recording

@@ -37,6 +37,7 @@ class FakeServices:
         self.by_phone: dict[str, list[TicketInfo]] = {}
         self.agents, self.wait = agents, wait
         self.messages: list[tuple[str, str, float, str]] = []
+        self.discarded: list[str] = []
         self.fail: Exception | None = None
 
     async def open_tickets(self, phone: str, since: dt.datetime) -> list[TicketInfo]:
@@ -55,6 +56,9 @@ class FakeServices:
 
     def message_name(self, call: CallRecord, request_type: str) -> str:
         return "hotline-vm-" + call.call_id.replace(".", "-")
+
+    def discard_message(self, recording: Recording) -> None:
+        self.discarded.append(recording.name)
 
     async def voice_message(self, call: CallRecord, recording: Recording, request_type: str) -> str:
         self.messages.append((call.caller, recording.name, recording.seconds, request_type))
@@ -196,6 +200,7 @@ async def test_a_long_wait_offers_a_message() -> None:
 async def test_a_silent_message_makes_no_ticket_and_promises_no_call_back() -> None:
     handoff, ch, call, svc = await run([Press("7"), Silence()])
     assert svc.messages == [] and handoff.route == "hangup" and handoff.ticket == ""
+    assert svc.discarded == ["hotline-vm-1700000000-1"]  # off the switch: no sweep makes it one
     assert prompt("voicemail_empty") in ch.played()
     assert prompt("voicemail_saved") not in ch.played() and "voicemail:empty" in call.steps
 

@@ -116,3 +116,23 @@ async def test_agents_unknown_in_time_send_the_caller_on_to_the_queue() -> None:
     svc = services(Tickets(), SlowPresence())
     assert await asyncio.wait_for(svc.agents_available(), 1) == 1
     assert await asyncio.wait_for(svc.estimated_wait(0), 1) == 0.0
+
+
+async def test_an_empty_message_is_taken_off_the_switch_so_no_sweep_makes_it_a_ticket() -> None:
+    from hotline.errors import AriError
+
+    class Switch:
+        def __init__(self) -> None:
+            self.deleted: list[str] = []
+
+        async def delete(self, path: str) -> None:
+            self.deleted.append(path)
+            raise AriError(404, "gone already")  # also fine
+
+    svc = services(Tickets())
+    svc.switch = Switch()  # type: ignore[assignment]
+    stored = svc.message_name(CALL, "help")
+    svc.discard_message(Recording(stored, 0.2, "silence"))
+    await svc.background.drain()
+    assert svc.switch.deleted == [f"/recordings/stored/{stored}"]  # type: ignore[union-attr]
+    assert svc.background.failures == 0
