@@ -109,6 +109,7 @@ async def ivr_calls(request: web.Request) -> web.Response:
     out = []
     for r in rows:
         item = asdict(r)
+        item.pop("observer", None)
         item["caller"] = mask_phone(r.caller)
         item["started_at"] = r.started_at.isoformat()
         item["ended_at"] = r.ended_at.isoformat() if r.ended_at else None

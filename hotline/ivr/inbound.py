@@ -85,10 +85,12 @@ class JournalWriter:
 
     def begin(self, call: CallRecord) -> None:
         self._live.add(call.call_id)
+        call.observer = self._keep  # each step too: a kill leaves the row as far as it got
         self._keep(call)
 
     def submit(self, call: CallRecord) -> None:
         self._live.discard(call.call_id)
+        call.observer = None
         self._keep(call)
         self.background.submit(self._write(call), f"journal row {call.call_id}")
 
@@ -178,7 +180,8 @@ def _locked(folder: Path) -> int | None:
 
 
 def to_json(call: CallRecord) -> dict[str, object]:
-    data = dataclasses.asdict(call)
+    data = {f.name: getattr(call, f.name) for f in dataclasses.fields(call) if f.name != "observer"}
+    data["steps"] = list(call.steps)
     data["started_at"] = call.started_at.isoformat()
     data["ended_at"] = call.ended_at.isoformat() if call.ended_at else None
     return data

@@ -8,6 +8,7 @@ database never adds silence to a live call. ``CallJournal`` is the port; the SQL
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,9 +26,13 @@ class CallRecord:
     steps: list[str] = field(default_factory=list)
     ended_at: dt.datetime | None = None
     error: str = ""
+    # told of every step (the journal's spool keeps how far a call got, should we be killed)
+    observer: Callable[[CallRecord], None] | None = field(default=None, repr=False, compare=False)
 
     def step(self, name: str) -> None:
         self.steps.append(name)
+        if self.observer is not None:
+            self.observer(self)
 
 
 class CallJournal(Protocol):

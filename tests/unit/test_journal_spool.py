@@ -56,7 +56,9 @@ async def test_a_call_up_when_the_process_was_killed_is_stored_as_interrupted(
 ) -> None:
     killed = JournalWriter(MemoryCallJournal(), tmp_path)
     c = call(7)
-    killed.begin(c)  # ... and then kill -9: no end, no database write
+    killed.begin(c)
+    c.step("welcome")
+    c.step("menu:7")  # ... and then kill -9: no end, no database write
     c2 = call(8)
     killed.begin(c2)
     journal = MemoryCallJournal()
@@ -65,8 +67,8 @@ async def test_a_call_up_when_the_process_was_killed_is_stored_as_interrupted(
     killed.close()  # what the kernel does for a killed process: its lock is gone
     assert await restarted.flush() == 2
     assert [p.name for p in tmp_path.iterdir()] == [restarted.spool.name]  # type: ignore[union-attr]
-    assert {(r.call_id, r.outcome, r.steps[0]) for r in journal.calls} == {
-        ("1796157005.7", "interrupted", "answer"),
+    assert {(r.call_id, r.outcome, ">".join(r.steps)) for r in journal.calls} == {
+        ("1796157005.7", "interrupted", "answer>welcome>menu:7"),  # as far as it got
         ("1796157005.8", "interrupted", "answer"),
     }
 
