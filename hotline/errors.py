@@ -8,7 +8,8 @@
     │   ├── Unauthorized             401 unauthorized — no or unknown bearer token
     │   ├── CodedError               raised as E(code, message, rule)
     │   │   ├── Forbidden            403 role_forbidden / unmask_forbidden — role or unit may not
-    │   │   └── TicketError          409 (also a Conflict): a rule refuses the action
+    │   │   ├── TicketError          409 (also a Conflict): a rule refuses the action
+    │   │   └── AgentStateError      409 (also a Conflict): the ACD refuses (hotline.queue.agent)
     │   ├── NotFound                 404 not_found — also for what a unit may not know exists
     │   ├── Conflict                 409
     │   │   └── StaleTicket          stale_version — somebody else changed the ticket first
