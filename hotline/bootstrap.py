@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.agi.ari import AriClient
+from hotline.agi.ari import AriPort
 from hotline.agi.fastagi import Handler
 from hotline.clock import Clock
 from hotline.config.settings import Settings
@@ -70,7 +70,7 @@ def ivr_services(
     )
 
 
-def switch_messages(settings: Settings, tickets: TicketService, ari: AriClient) -> SwitchMessages:
+def switch_messages(settings: Settings, tickets: TicketService, ari: AriPort) -> SwitchMessages:
     return SwitchMessages(
         ari, tickets, settings.ari.recordings_dir, key=fallback_key(settings.ari.password)
     )

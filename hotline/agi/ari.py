@@ -8,10 +8,11 @@ Credentials go as HTTP basic auth on REST and as ``api_key`` on the WebSocket.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -19,6 +20,33 @@ import aiohttp
 from hotline.errors import AriError
 
 log = logging.getLogger(__name__)
+
+
+class AriPort(Protocol):
+    """What call control needs of Asterisk's REST interface: the real client below, or the
+    fake Asterisk of :mod:`hotline.agi.fake_ari` in unit tests. Query parameters go as keyword
+    arguments; a JSON body (``variables`` on ``POST /channels``, ``/channels/create`` and
+    ``/bridges`` is one) as ``body``. Errors are :class:`AriError` with the status."""
+
+    password: str
+
+    async def request(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, **params: Any
+    ) -> Any: ...
+
+    async def get(self, path: str, **params: Any) -> Any: ...
+
+    async def post(
+        self, path: str, *, body: Mapping[str, Any] | None = None, **params: Any
+    ) -> Any: ...
+
+    async def delete(self, path: str, **params: Any) -> Any: ...
+
+    async def download(self, path: str) -> bytes: ...
+
+    def events(
+        self, app: str, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class AriClient:
@@ -32,8 +60,9 @@ class AriClient:
 
     async def __aenter__(self) -> AriClient:
         if self._session is None:
+            basic = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             self._session = aiohttp.ClientSession(
-                auth=aiohttp.BasicAuth(self.user, self.password),
+                headers={"Authorization": f"Basic {basic}"},  # aiohttp's BasicAuth is deprecated
                 timeout=aiohttp.ClientTimeout(total=30),
             )
         return self
@@ -52,9 +81,14 @@ class AriClient:
             raise RuntimeError("use `async with AriClient(...)`")
         return self._session
 
-    async def request(self, method: str, path: str, **params: Any) -> Any:
+    async def request(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, **params: Any
+    ) -> Any:
         query = {k: _param(v) for k, v in params.items() if v is not None}
-        async with self.session.request(method, self.url + path, params=query) as resp:
+        json_body = dict(body) if body is not None else None
+        async with self.session.request(
+            method, self.url + path, params=query, json=json_body
+        ) as resp:
             text = await resp.text()
             if resp.status >= 400:
                 raise AriError(resp.status, _message(text))
@@ -63,8 +97,8 @@ class AriClient:
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, **params)
 
-    async def post(self, path: str, **params: Any) -> Any:
-        return await self.request("POST", path, **params)
+    async def post(self, path: str, *, body: Mapping[str, Any] | None = None, **params: Any) -> Any:
+        return await self.request("POST", path, body=body, **params)
 
     async def delete(self, path: str, **params: Any) -> Any:
         return await self.request("DELETE", path, **params)

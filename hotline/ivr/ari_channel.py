@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from hotline.agi.ari import AriClient
+from hotline.agi.ari import AriPort
 from hotline.background import Background
 from hotline.errors import AriError
 from hotline.ivr.agi_channel import HANDOFF_VARIABLES
@@ -48,7 +48,7 @@ WATCHDOG_SECONDS = 60.0
 
 
 class AriCallChannel(TypeAhead, Speech):
-    def __init__(self, ari: AriClient, channel: dict[str, Any]) -> None:
+    def __init__(self, ari: AriPort, channel: dict[str, Any]) -> None:
         self.ari = ari
         self.id: str = channel["id"]
         self._caller = known_caller(channel.get("caller", {}).get("number"))
@@ -233,7 +233,7 @@ CallHandler = Callable[[AriCallChannel], Awaitable[None]]
 class StasisApp:
     """Runs ``handler`` for every channel that enters the Stasis application."""
 
-    def __init__(self, ari: AriClient, app: str, handler: CallHandler) -> None:
+    def __init__(self, ari: AriPort, app: str, handler: CallHandler) -> None:
         self.ari = ari
         self.app = app
         self.handler = handler

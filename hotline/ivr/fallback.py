@@ -45,7 +45,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from hotline.agi.ari import AriClient, stored_recording
+from hotline.agi.ari import AriPort, stored_recording
 from hotline.errors import AriError
 from hotline.ivr.flows import MIN_MESSAGE_SECONDS
 from hotline.ticketing.model import TicketType
@@ -195,7 +195,7 @@ class SwitchMessages:
     """Takes voice messages in from the switch (ARI's stored recordings)."""
 
     def __init__(
-        self, ari: AriClient, service: Registrar, folder: Path, key: str | None = None
+        self, ari: AriPort, service: Registrar, folder: Path, key: str | None = None
     ) -> None:
         self.ari, self.service, self.folder = ari, service, folder
         self.key = key if key is not None else fallback_key(ari.password)

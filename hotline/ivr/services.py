@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hotline.agi.ari import AriClient, stored_recording
+from hotline.agi.ari import AriPort, stored_recording
 from hotline.background import Background
 from hotline.clock import Clock, SystemClock
 from hotline.db import database_down
@@ -85,7 +85,7 @@ class BackendIvrServices:
         # not waited on at all
         self.database_down: Callable[[], bool] = lambda: False
         self._shared_away_until = 0.0  # monotonic: shared state failed, do not wait on it
-        self.switch: AriClient | None = None  # set by the application when ARI is configured
+        self.switch: AriPort | None = None  # set by the application when ARI is configured
         self.background = Background("empty voice messages")
 
     async def _bounded(self, what: str, work: Awaitable[T]) -> T:

@@ -1,4 +1,5 @@
-"""The ARI adapter's own logic: events reach the right call; keys, playbacks, hang-ups."""
+"""The ARI adapter's own logic over the fake Asterisk: events reach the right call; keys,
+playbacks, hang-ups."""
 
 from __future__ import annotations
 
@@ -7,33 +8,10 @@ from typing import Any
 
 import pytest
 
-from hotline.errors import AriError, CallerHungUp
+from hotline.agi.fake_ari import FakeAsterisk
+from hotline.errors import CallerHungUp
 from hotline.ivr.ari_channel import RESYNC, AriCallChannel, StasisApp, talk_seconds
 from hotline.ivr.port import Handoff
-
-
-class RecordingClient:
-    """Stands in for AriClient: notes the REST calls (the real one is in the e2e tests)."""
-
-    def __init__(self, missing: set[str] | None = None) -> None:
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-        self.missing = missing or set()  # paths Asterisk answers 404 for
-
-    async def request(self, method: str, path: str, **params: Any) -> Any:
-        self.calls.append((method, path, params))
-        if path in self.missing:
-            raise AriError(404, "not found")
-        return {"value": "x"} if method == "GET" else None
-
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, **params)
-
-    async def post(self, path: str, **params: Any) -> Any:
-        return await self.request("POST", path, **params)
-
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, **params)
-
 
 CHANNEL = {"id": "ch-1", "caller": {"number": "13800138000"}}
 
@@ -43,8 +21,8 @@ def dtmf(digit: str) -> dict[str, Any]:
 
 
 async def test_a_key_stops_the_playback_and_is_returned() -> None:
-    client = RecordingClient()
-    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    client = FakeAsterisk()
+    ch = AriCallChannel(client, CHANNEL)
     ch.events.put_nowait(dtmf("9"))  # not an interrupt key: ignored
     ch.events.put_nowait(dtmf("3"))
     assert await ch.play(["hotline/welcome", "hotline/menu"], "123") == "3"
@@ -56,7 +34,7 @@ async def test_a_key_stops_the_playback_and_is_returned() -> None:
 
 
 async def test_collect_gathers_keys_until_the_terminator() -> None:
-    ch = AriCallChannel(RecordingClient(), CHANNEL)  # type: ignore[arg-type]
+    ch = AriCallChannel(FakeAsterisk(), CHANNEL)
     for d in "2026#":
         ch.events.put_nowait(dtmf(d))
     got = await ch.collect(["hotline/progress_enter"], 20, 5000)
@@ -64,7 +42,7 @@ async def test_collect_gathers_keys_until_the_terminator() -> None:
 
 
 async def test_a_hang_up_ends_any_step() -> None:
-    ch = AriCallChannel(RecordingClient(), CHANNEL)  # type: ignore[arg-type]
+    ch = AriCallChannel(FakeAsterisk(), CHANNEL)
     ch.events.put_nowait({"type": "StasisEnd", "channel": CHANNEL})
     with pytest.raises(CallerHungUp):
         await ch.play(["hotline/welcome"], "1")
@@ -73,8 +51,8 @@ async def test_a_hang_up_ends_any_step() -> None:
 
 
 async def test_the_handoff_sets_variables_and_continues_in_the_dialplan() -> None:
-    client = RecordingClient()
-    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    client = FakeAsterisk()
+    ch = AriCallChannel(client, CHANNEL)
     await ch.transfer(Handoff("queue", type="help", path="menu:2"))
     assert (
         "POST",
@@ -92,7 +70,7 @@ async def test_events_go_to_their_call_by_channel_or_playback_target() -> None:
         started.append(call)
         await gate.wait()
 
-    app = StasisApp(RecordingClient(), "hotline", handler)  # type: ignore[arg-type]
+    app = StasisApp(FakeAsterisk(), "hotline", handler)
     app.dispatch({"type": "StasisStart", "channel": CHANNEL, "args": []})
     await asyncio.sleep(0)
     app.dispatch(dtmf("5"))
@@ -116,9 +94,9 @@ async def test_events_go_to_their_call_by_channel_or_playback_target() -> None:
 
 async def test_after_a_reconnect_a_playback_that_ended_unseen_ends_the_step() -> None:
     # the PlaybackFinished event was lost with the socket; Asterisk says the playback is gone
-    client = RecordingClient()
-    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
-    app = StasisApp(client, "hotline", lambda c: asyncio.sleep(0))  # type: ignore[arg-type]
+    client = FakeAsterisk(channels={"ch-1": CHANNEL})
+    ch = AriCallChannel(client, CHANNEL)
+    app = StasisApp(client, "hotline", lambda c: asyncio.sleep(0))
     app.calls[ch.id] = ch
     playing = asyncio.create_task(ch.play(["hotline/welcome"], "1"))
     await asyncio.sleep(0)
@@ -130,8 +108,8 @@ async def test_after_a_reconnect_a_playback_that_ended_unseen_ends_the_step() ->
 
 
 async def test_after_a_reconnect_a_caller_who_left_unseen_ends_the_flow() -> None:
-    client = RecordingClient({"/channels/ch-1"})
-    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    client = FakeAsterisk(missing={"/channels/ch-1"})
+    ch = AriCallChannel(client, CHANNEL)
     ch.events.put_nowait({"type": RESYNC})
     with pytest.raises(CallerHungUp):
         await asyncio.wait_for(ch.play(["hotline/welcome"], "1"), 1)
@@ -139,20 +117,20 @@ async def test_after_a_reconnect_a_caller_who_left_unseen_ends_the_flow() -> Non
 
 
 async def test_a_variable_that_is_not_set_is_none_not_a_hang_up() -> None:
-    client = RecordingClient({"/channels/ch-1/variable"})
-    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    client = FakeAsterisk(missing={"/channels/ch-1/variable"})
+    ch = AriCallChannel(client, CHANNEL)
     assert await ch.get_variable("HOTLINE_X") is None
     assert not ch.gone
     await ch.answer()  # the call goes on
 
 
 async def test_shutdown_sends_running_calls_back_to_the_dialplan() -> None:
-    client = RecordingClient()
+    client = FakeAsterisk()
 
     async def handler(call: AriCallChannel) -> None:
         await asyncio.Event().wait()  # a flow that never ends by itself
 
-    app = StasisApp(client, "hotline", handler)  # type: ignore[arg-type]
+    app = StasisApp(client, "hotline", handler)
     app.dispatch({"type": "StasisStart", "channel": CHANNEL, "args": []})
     await asyncio.sleep(0)
     await app.close(grace=0.05)
@@ -167,8 +145,8 @@ def test_a_message_lasts_as_long_as_the_caller_talked() -> None:
 
 
 async def test_keys_during_a_played_through_prompt_wait_for_the_next_steps() -> None:
-    client = RecordingClient()
-    ch = AriCallChannel(client, CHANNEL)  # type: ignore[arg-type]
+    client = FakeAsterisk()
+    ch = AriCallChannel(client, CHANNEL)
     playing = asyncio.create_task(ch.play_through(["hotline/emergency_notice"]))
     await asyncio.sleep(0)
     playback = client.calls[0][2]["playbackId"]
@@ -186,4 +164,35 @@ async def test_keys_during_a_played_through_prompt_wait_for_the_next_steps() -> 
 
 def test_a_withheld_caller_id_is_no_number_over_ari_either() -> None:
     anonymous = {"id": "ch-2", "caller": {"number": "anonymous", "name": ""}}
-    assert AriCallChannel(RecordingClient(), anonymous).caller == ""  # type: ignore[arg-type]
+    assert AriCallChannel(FakeAsterisk(), anonymous).caller == ""
+
+
+async def test_the_app_reconnects_when_the_socket_drops_and_tells_its_calls_to_resync() -> None:
+    fake = FakeAsterisk(channels={"ch-1": CHANNEL})
+    started: list[AriCallChannel] = []
+
+    async def handler(call: AriCallChannel) -> None:
+        started.append(call)
+        await asyncio.Event().wait()
+
+    app = StasisApp(fake, "hotline", handler)
+    listener = asyncio.create_task(app.run())
+    try:
+        fake.inject({"type": "StasisStart", "channel": CHANNEL, "args": []})
+        for _ in range(100):
+            if started:
+                break
+            await asyncio.sleep(0.01)
+        (call,) = started
+        fake.cut()  # the WebSocket drops; events sent meanwhile are lost
+        for _ in range(300):
+            if fake.opened == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert fake.opened == 2  # back, by itself
+        seen = [call.events.get_nowait()["type"] for _ in range(call.events.qsize())]
+        assert RESYNC in seen  # the call re-checks what it was waiting for
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await app.close(grace=0)

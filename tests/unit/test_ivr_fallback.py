@@ -1,4 +1,5 @@
-"""Names and lengths of the voice messages the safe path leaves on the switch."""
+"""Names and lengths of the voice messages left on the switch, and taking them in (over the
+fake Asterisk)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hotline.agi.fake_ari import FakeAsterisk
 from hotline.errors import AriError
 from hotline.ivr.fallback import (
     FallbackMessage,
@@ -135,33 +137,17 @@ def test_what_is_not_a_wav_file_is_refused() -> None:
         wav_seconds(b"RIFF\0\0")
 
 
-class FakeSwitch:
-    """ARI's stored recordings and channels, as the sweeper uses them."""
+def switch(names: list[str], channels: tuple[str, ...] = ()) -> FakeAsterisk:
+    """The fake Asterisk with these stored recordings (2 s of audio each) and calls up."""
+    return FakeAsterisk(
+        password="the-ari-password",
+        stored={n: wav(2.0) for n in names},
+        channels={c: {"id": c} for c in channels},
+    )
 
-    password = "the-ari-password"
 
-    def __init__(self, names: list[str], channels: tuple[str, ...] = ()) -> None:
-        self.names = list(names)
-        self.channels = channels
-        self.deleted: list[str] = []
-
-    async def get(self, path: str) -> list[dict[str, str]]:
-        if path == "/channels":
-            return [{"id": c} for c in self.channels]
-        return [{"name": n} for n in self.names] if path == "/recordings/stored" else []
-
-    async def download(self, path: str) -> bytes:
-        name = path.split("/")[3]
-        if name not in self.names:
-            raise AriError(404, "Recording not found")
-        return wav(2.0)
-
-    async def delete(self, path: str) -> None:
-        name = path.split("/")[3]
-        if name not in self.names:
-            raise AriError(404, "Recording not found")
-        self.names.remove(name)
-        self.deleted.append(path)
+def deleted(fake: FakeAsterisk) -> list[str]:
+    return [r.path for r in fake.requests if r.method == "DELETE"]
 
 
 class FakeService:
@@ -183,17 +169,17 @@ class FakeService:
 async def test_the_sweeper_opens_names_with_the_key_from_the_ari_password_and_leaves_the_rest(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key = fallback_key(FakeSwitch.password)
+    key = fallback_key("the-ari-password")
     good = seal(key, "hotline-lab-t-1796157005.4", "13912340249")
     other_key = seal(KEY, "hotline-lab-t-1796157005.5", "13912340250")
-    switch, service = FakeSwitch([good, other_key, "not-ours"]), FakeService()
-    sweeper = FallbackSweeper(switch, service, tmp_path)  # type: ignore[arg-type]
+    fake, service = switch([good, other_key, "not-ours"]), FakeService()
+    sweeper = FallbackSweeper(fake, service, tmp_path)
     assert await sweeper.sweep() == ["20261201-0001"]
     assert service.registered == [
         ("hotline-lab-t-1796157005.4", "13912340249", "hotline-fb-hotline-lab-t-1796157005-4")
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["hotline-fb-hotline-lab-t-1796157005-4.wav"]
-    assert switch.deleted == [f"/recordings/stored/{good}"]  # the unreadable one stays
+    assert deleted(fake) == [f"/recordings/stored/{good}"]  # the unreadable one stays
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert "1 on the switch do not open" in warning
     for record in caplog.records:  # neither number, nor a sealed name, is logged
@@ -205,17 +191,17 @@ async def test_a_message_the_ivr_recorded_but_never_registered_is_swept_in_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # the backend was killed mid-message, or the database was away: only the switch has it
-    key = fallback_key(FakeSwitch.password)
+    key = fallback_key("the-ari-password")
     left = seal(key, "1796157005.7", "13912340249", "complaint")
     up = seal(key, "1796157005.8", "13912340250", "help")  # that caller is still recording
-    switch, service = FakeSwitch([left, up], channels=("1796157005.8",)), FakeService()
-    messages = SwitchMessages(switch, service, tmp_path)  # type: ignore[arg-type]
+    fake, service = switch([left, up], channels=("1796157005.8",)), FakeService()
+    messages = SwitchMessages(fake, service, tmp_path)
     assert await messages.sweep() == ["20261201-0001"]
     assert service.registered == [("1796157005.7", "13912340249", "hotline-vm-1796157005-7")]
     assert service.kinds == [TicketType.COMPLAINT]  # the type the caller chose
     assert (tmp_path / "hotline-vm-1796157005-7.wav").exists()
-    assert switch.names == [up]  # taken off the switch once ours; the live one waits
-    switch.channels = ()
+    assert list(fake.stored) == [up]  # taken off the switch once ours; the live one waits
+    fake.channels.clear()
     assert await messages.sweep() == ["20261201-0002"]
     assert await messages.sweep() == []  # nothing twice
     assert "1391234025" not in caplog.text and left not in caplog.text
@@ -223,20 +209,20 @@ async def test_a_message_the_ivr_recorded_but_never_registered_is_swept_in_once(
 
 async def test_taking_a_message_in_again_is_harmless(tmp_path: Path) -> None:
     # the IVR's durable job and a sweep (of this node or another) may both get to it
-    key = fallback_key(FakeSwitch.password)
+    key = fallback_key("the-ari-password")
     stored = seal(key, "1796157005.9", "13912340249", "help")
-    switch, service = FakeSwitch([stored]), FakeService()
-    messages = SwitchMessages(switch, service, tmp_path)  # type: ignore[arg-type]
+    fake, service = switch([stored]), FakeService()
+    messages = SwitchMessages(fake, service, tmp_path)
     assert await messages.take_stored(stored) == "20261201-0001"
     assert await messages.take_stored(stored) == ""  # gone from the switch, ours already
-    assert len(service.registered) == 1 and switch.deleted == [f"/recordings/stored/{stored}"]
+    assert len(service.registered) == 1 and deleted(fake) == [f"/recordings/stored/{stored}"]
 
 
 async def test_a_message_neither_on_the_switch_nor_ours_fails_and_is_retried(
     tmp_path: Path,
 ) -> None:
-    key = fallback_key(FakeSwitch.password)
-    messages = SwitchMessages(FakeSwitch([]), FakeService(), tmp_path)  # type: ignore[arg-type]
+    key = fallback_key("the-ari-password")
+    messages = SwitchMessages(switch([]), FakeService(), tmp_path)
     with pytest.raises(AriError):
         await messages.take_stored(seal(key, "1796157005.10", "139", "help"))
 
