@@ -216,23 +216,23 @@ class Authenticator:
     async def user(self, request: web.Request) -> User:
         source = request.remote or "unknown"
         now = self.monotonic()
-        self._check_throttle(source, now)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token or not token.isascii():  # tokens are ASCII
+        well_formed = scheme.lower() == "bearer" and bool(token) and token.isascii()
+        if well_formed:  # a token checked within the TTL is served even from a throttled
+            cached = self._cache.get(token_hash(token))  # source: one bad client behind an
+            if cached is not None and cached[1] > now:  # office's NAT address locks nobody out
+                return cached[0]
+        self._check_throttle(source, now)
+        if not well_formed:  # tokens are ASCII
             self._fail(source, now, "no bearer token")
             raise Unauthorized("send Authorization: Bearer <token>")
-        key = token_hash(token)
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         user = await self.lookup(token)
         if user is None:
             self._fail(source, now, "unknown token")
             raise Unauthorized("unknown token")
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (user, now + self.ttl)
+        _trim(self._cache, lambda cached: cached[1] <= now)
+        self._cache[token_hash(token)] = (user, now + self.ttl)
         return user
 
     def _check_throttle(self, source: str, now: float) -> None:
@@ -248,14 +248,38 @@ class Authenticator:
         start, count = self._failed.get(source, (now, 0))
         if now - start >= self.window:
             start, count = now, 0
-        if len(self._failed) > 10_000:
-            self._failed.clear()
+        _trim(
+            self._failed,
+            lambda entry: now - entry[0] >= self.window,
+            precious=lambda entry: entry[1] >= self.failures,  # throttled: kept to the last
+        )
         self._failed[source] = (start, count + 1)
         log.warning(
             "authentication failed from %s: %s (%d in %.0f s)", source, why, count + 1, self.window
         )
         if count + 1 == self.failures:
             log.warning("throttling %s for up to %.0f s", source, self.window)
+
+
+MAX_ENTRIES = 10_000  # tokens cached, sources counted
+
+
+def _trim(
+    entries: dict[str, Any],
+    expired: Callable[[Any], bool],
+    precious: Callable[[Any], bool] = lambda _: False,
+) -> None:
+    """Keep a map under MAX_ENTRIES: drop what has expired, then the oldest of the rest, the
+    precious last — never all of it (clearing the failure counts, or dropping the throttled
+    first, would let a spray from many addresses lift every throttle)."""
+    if len(entries) < MAX_ENTRIES:
+        return
+    for key in [k for k, v in entries.items() if expired(v)]:
+        del entries[key]
+    excess = len(entries) - MAX_ENTRIES + 1
+    plain = [k for k, v in entries.items() if not precious(v)]  # insertion order: oldest first
+    for key in (plain + [k for k in entries if k not in set(plain)])[: max(0, excess)]:
+        del entries[key]
 
 
 AUTH = web.AppKey("authenticator", Authenticator)
