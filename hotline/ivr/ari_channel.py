@@ -21,11 +21,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from hotline.agi.ari import AriPort
-from hotline.background import Background
+from hotline.agi.stasis import DEFAULT_ROLE, RESYNC, RoleHandler, Stasis
 from hotline.errors import AriError
 from hotline.ivr.agi_channel import HANDOFF_VARIABLES
 from hotline.ivr.port import (
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 GONE = ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
-RESYNC = "HotlineResync"  # our own marker: events may have been lost, ask Asterisk
 WATCHDOG_SECONDS = 60.0
 
 
@@ -54,6 +53,10 @@ class AriCallChannel(TypeAhead, Speech):
         self._caller = known_caller(channel.get("caller", {}).get("number"))
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.gone = False
+
+    def deliver(self, event: Event) -> None:
+        """An event about this call, from the Stasis router."""
+        self.events.put_nowait(event)
 
     @property
     def call_id(self) -> str:
@@ -230,79 +233,25 @@ def talk_seconds(recording: dict[str, Any]) -> float:
 CallHandler = Callable[[AriCallChannel], Awaitable[None]]
 
 
-class StasisApp:
-    """Runs ``handler`` for every channel that enters the Stasis application."""
+class StasisApp(Stasis):
+    """The router with the IVR as its ``ivr`` role: ``handler`` runs for every inbound call."""
 
-    def __init__(self, ari: AriPort, app: str, handler: CallHandler) -> None:
-        self.ari = ari
-        self.app = app
+    def __init__(
+        self,
+        ari: AriPort,
+        app: str,
+        handler: CallHandler,
+        roles: Mapping[str, RoleHandler] | None = None,
+    ) -> None:
         self.handler = handler
         self.calls: dict[str, AriCallChannel] = {}
-        self.background = Background("stasis calls")
-        self.connected = asyncio.Event()
+        super().__init__(ari, app, {DEFAULT_ROLE: self._ivr, **(roles or {})})
 
-    async def run(self) -> None:
-        """Listen for events until cancelled, reconnecting with a growing pause."""
-        pause = 0.5
-        while True:
-            try:
-                async for event in self.ari.events(self.app, self._opened):
-                    pause = 0.5
-                    self.dispatch(event)
-            except (TimeoutError, AriError, OSError) as exc:
-                log.warning("ARI events: %s; reconnecting in %.1fs", exc, pause)
-            except Exception:
-                log.exception("ARI events failed; reconnecting in %.1fs", pause)
-            self.connected.clear()
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 10.0)
-
-    def _opened(self) -> None:
-        """The socket is (back) up: calls already in Stasis may have missed events."""
-        self.connected.set()
-        for call in self.calls.values():
-            call.events.put_nowait({"type": RESYNC})
-
-    def dispatch(self, event: Event) -> None:
-        kind = event.get("type")
-        channel = event.get("channel") or {}
-        if kind == "StasisStart":
-            call = AriCallChannel(self.ari, channel)
-            self.calls[call.id] = call
-            self.background.submit(self._run(call), f"call {call.id}")
-            return
-        target = channel.get("id") or _owner(event)
-        known = self.calls.get(target or "")
-        if known is not None:
-            known.events.put_nowait(event)
-
-    async def _run(self, call: AriCallChannel) -> None:
+    async def _ivr(self, router: Stasis, channel: Event, args: list[str]) -> None:
+        call = AriCallChannel(self.ari, channel)
+        self.calls[call.id] = call
+        self.own(call.id, call)
         try:
             await self.handler(call)
-        except CallerHungUp:
-            log.info("ARI call %s: caller gone", call.id)
-        except asyncio.CancelledError:  # shutting down: the dialplan's safe path takes it
-            log.warning("ARI call %s: stopped by shutdown; back to the dialplan", call.id)
-            with contextlib.suppress(Exception):
-                await call.ari.post(f"/channels/{call.id}/continue")
-            raise
-        except Exception:
-            log.exception("ARI call %s failed; back to the dialplan", call.id)
-            with contextlib.suppress(Exception):
-                await call.ari.post(f"/channels/{call.id}/continue")
         finally:
             self.calls.pop(call.id, None)
-
-    async def close(self, grace: float = 0.0) -> None:
-        """Let running calls finish for up to ``grace`` seconds, then send the rest back to
-        the dialplan."""
-        await self.background.close(grace)
-
-
-def _owner(event: Event) -> str | None:
-    """The channel a playback or recording event belongs to (``channel:<id>`` targets)."""
-    for key in ("playback", "recording"):
-        uri = (event.get(key) or {}).get("target_uri", "")
-        if uri.startswith("channel:"):
-            return str(uri.split(":", 1)[1])
-    return None

@@ -350,3 +350,33 @@ async def test_a_backend_started_without_its_database_answers_and_catches_up(
     )
     assert len(b.tickets_of(token, plan.caller)) == 1
     assert poll(lambda: http(b.url + "/healthz").status == 200, 5)
+
+
+# -- f: callers in the ARI IVR when the backend is killed ------------------------------------
+async def test_callers_stranded_in_the_ari_ivr_by_a_kill_are_released_by_the_restart(
+    lab: Lab, fault_backend: Callable[..., FaultBackend]
+) -> None:
+    # 12346: the IVR over ARI. A kill leaves the caller in Stasis, where Asterisk plays nothing
+    # (issue 10 brings the dead-man switch); the restarted backend adopts the unowned channel
+    # and sends it to the dialplan's safe path.
+    b = fault_backend()
+    plan = CallPlan(number="12346", caller=caller(), hold_ms=30000)
+    async with StampedCall(lab, plan, timeout_s=60) as call:
+        await call.wait_for(
+            lambda e: e.get("Event") == "Newexten" and e.get("Application") == "Stasis", 20
+        )
+        await asyncio.sleep(2)  # in the welcome
+        b.kill9()
+        await asyncio.sleep(2)
+        await asyncio.to_thread(b.start)
+        restarted = time.monotonic()
+        fallback = await call.wait_for(
+            lambda e: e.get("Event") == "UserEvent" and e.get("UserEvent") == "HotlineFallback",
+            20,
+        )
+        took = time.monotonic() - restarted
+        print(f"ARI caller sent to the safe path {took:.1f}s after the restart")
+        seen, _ = await call.done()
+    assert fallback is not None
+    assert seen.call.ok, seen.call.output
+    assert "with no handler: to the safe path" in b.output()

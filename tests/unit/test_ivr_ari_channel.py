@@ -97,7 +97,7 @@ async def test_after_a_reconnect_a_playback_that_ended_unseen_ends_the_step() ->
     client = FakeAsterisk(channels={"ch-1": CHANNEL})
     ch = AriCallChannel(client, CHANNEL)
     app = StasisApp(client, "hotline", lambda c: asyncio.sleep(0))
-    app.calls[ch.id] = ch
+    app.own(ch.id, ch)  # as the ivr role does when the call enters
     playing = asyncio.create_task(ch.play(["hotline/welcome"], "1"))
     await asyncio.sleep(0)
     playback = client.calls[0][2]["playbackId"]

@@ -1,0 +1,185 @@
+"""The Stasis router: the one place ARI events arrive (after wazo-calld's ``stasis.py``).
+
+A channel that enters the application starts the handler its role names — the first of its
+``appArgs`` (``Stasis(hotline,queue)``; none: ``ivr``, the inbound IVR). Originated channels
+carry their role in the ``appArgs`` they were created with (``agent``, later ``survey``,
+``utility``), so they never land in the inbound IVR. Every other event goes to whoever owns the
+id it is about — a channel, a bridge, a playback or a recording — as registered with
+:meth:`Stasis.own`; an event nobody owns is dropped (logged at DEBUG).
+
+A handler that raises is logged with the call's id, and the channel is sent back to the dialplan
+(``continue``), whose safe path takes the caller: never silence. On shutdown running handlers
+get a grace period, then the same. Asterisk replays no events: on every (re)connect each owner
+is told (:data:`RESYNC`) to check what it was waiting for, and channels found in the application
+that nobody here owns — left by a node that died, or by this one before a restart — are
+adopted: sent back to the dialplan's safe path, so a restart releases every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from hotline.agi.ari import AriPort
+from hotline.background import Background
+from hotline.clock import Clock, SystemClock
+from hotline.errors import AriError, CallerHungUp
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+RESYNC = "HotlineResync"  # a synthetic event: the socket was down, look again
+DEFAULT_ROLE = "ivr"
+ADOPT_SETTLE = 0.5  # seconds between listing the channels and adopting the unowned ones
+
+
+class Owner(Protocol):
+    def deliver(self, event: Event) -> None: ...
+
+
+RoleHandler = Callable[["Stasis", Event, list[str]], Awaitable[None]]  # router, channel, args
+
+
+def owner_of(event: Event) -> str | None:
+    """The id an event is about: its channel, bridge, playback or recording."""
+    channel = event.get("channel") or {}
+    if channel.get("id"):
+        return str(channel["id"])
+    for key in ("playback", "recording"):
+        item = event.get(key) or {}
+        uri = str(item.get("target_uri", ""))
+        if uri.startswith(("channel:", "bridge:")):  # what it plays to or records
+            return uri.split(":", 1)[1]
+        if item.get("id") or item.get("name"):
+            return str(item.get("id") or item.get("name"))
+    bridge = event.get("bridge") or {}
+    return str(bridge["id"]) if bridge.get("id") else None
+
+
+class Stasis:
+    """Routes one application's events; ``roles`` maps a role to the handler of its calls."""
+
+    def __init__(
+        self,
+        ari: AriPort,
+        app: str,
+        roles: Mapping[str, RoleHandler],
+        clock: Clock | None = None,
+    ) -> None:
+        self.ari, self.app, self.roles = ari, app, dict(roles)
+        self.clock = clock or SystemClock()
+        self.owners: dict[str, Owner] = {}
+        self.running: dict[str, asyncio.Task[Any]] = {}  # channel id -> its handler
+        self.background = Background("stasis")
+        self.connected = asyncio.Event()
+        self.adopted = 0  # channels found unowned on a (re)connect and sent to the safe path
+
+    # -- ownership ------------------------------------------------------------------------
+    def own(self, ident: str, owner: Owner) -> None:
+        self.owners[ident] = owner
+
+    def release(self, ident: str) -> None:
+        self.owners.pop(ident, None)
+
+    # -- the event stream -----------------------------------------------------------------
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting with a growing pause (on the clock)."""
+        pause = 0.5
+        while True:
+            try:
+                async for event in self.ari.events(self.app, self._opened):
+                    pause = 0.5
+                    self.dispatch(event)
+            except (TimeoutError, AriError, OSError) as exc:
+                log.warning("ARI events: %s; reconnecting in %.1fs", exc, pause)
+            except Exception:
+                log.exception("ARI events failed; reconnecting in %.1fs", pause)
+            self.connected.clear()
+            await self.clock.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+    def _opened(self) -> None:
+        """The socket is (back) up: owners may have missed events; unowned calls are adopted."""
+        self.connected.set()
+        for owner in list(self.owners.values()):
+            owner.deliver({"type": RESYNC})
+        self.background.submit(self.adopt(), "adopt unowned channels")
+
+    async def adopt(self) -> int:
+        """Send every channel of this application that nobody here runs back to the dialplan
+        (its safe path); how many."""
+        channels = await self.ari.get("/channels") or []
+        found = [str(c["id"]) for c in channels if c.get("id") and self._in_app(c)]
+        # a channel that entered just as the socket opened has its StasisStart on the way
+        await self.clock.sleep(ADOPT_SETTLE)
+        adopted = 0
+        for ident in found:
+            if ident in self.running or ident in self.owners:
+                continue
+            log.warning(
+                "ARI channel %s is in %s with no handler: to the safe path", ident, self.app
+            )
+            with contextlib.suppress(AriError):
+                await self.ari.post(f"/channels/{ident}/continue")
+                adopted += 1
+        self.adopted += adopted
+        return adopted
+
+    def _in_app(self, channel: Event) -> bool:
+        dialplan = channel.get("dialplan") or {}
+        app_data = str(dialplan.get("app_data", ""))
+        return dialplan.get("app_name") == "Stasis" and app_data.split(",")[0] == self.app
+
+    def dispatch(self, event: Event) -> None:
+        if event.get("type") == "StasisStart":
+            self._start(event)
+            return
+        ident = owner_of(event)
+        owner = self.owners.get(ident or "")
+        if owner is not None:
+            owner.deliver(event)
+        else:
+            log.debug("ARI %s for %s: nobody owns it", event.get("type"), ident)
+
+    def _start(self, event: Event) -> None:
+        channel = event.get("channel") or {}
+        ident = str(channel.get("id", ""))
+        args = [str(a) for a in event.get("args") or []]
+        role = args[0] if args else DEFAULT_ROLE
+        handler = self.roles.get(role)
+        if not ident:
+            return
+        if handler is None:
+            log.error("ARI channel %s entered with role %r, which nobody handles", ident, role)
+            self.background.submit(self._safe_path(ident), f"call {ident}: unknown role")
+            return
+        task = self.background.submit(self._run(handler, channel, args[1:], ident), f"call {ident}")
+        self.running[ident] = task
+
+    async def _run(self, handler: RoleHandler, channel: Event, args: list[str], ident: str) -> None:
+        try:
+            await handler(self, channel, args)
+        except CallerHungUp:
+            log.info("ARI call %s: caller gone", ident)
+        except asyncio.CancelledError:  # shutting down: the dialplan's safe path takes it
+            log.warning("ARI call %s: stopped by shutdown; back to the dialplan", ident)
+            await self._safe_path(ident)
+            raise
+        except Exception:
+            log.exception("ARI call %s failed; back to the dialplan", ident)
+            await self._safe_path(ident)
+        finally:
+            self.running.pop(ident, None)
+            self.release(ident)
+
+    async def _safe_path(self, ident: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ari.post(f"/channels/{ident}/continue")
+
+    async def close(self, grace: float = 0.0) -> None:
+        """Let running calls finish for up to ``grace`` seconds, then send the rest back to
+        the dialplan."""
+        await self.background.close(grace)
