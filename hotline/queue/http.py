@@ -11,7 +11,7 @@ from hotline.errors import Forbidden, PayloadError
 from hotline.ticketing.model import Role
 from hotline.web import current_user, json_body, ok
 
-EXTENSION = re.compile(r"\d{3,8}")
+EXTENSION = re.compile(r"[0-9]{3,8}")  # ASCII digits: \d takes ٣ and ３ too
 
 
 async def login(request: web.Request) -> web.Response:

@@ -257,9 +257,12 @@ class TicketService:
         action = ACTIONS.get(name)
         if action is None:
             raise NotFound(f"action {name}")
-        version = integral(payload.get("version"))
-        if version is None:
+        raw = payload.get("version")
+        if raw is None:
             raise VersionRequired("send the ticket's version you acted on (optimistic locking)")
+        version = integral(raw)
+        if version is None:  # 1.5, "3", true: a version, but not one a ticket ever had
+            raise PayloadError("version", "must be an integer")
         if actor.role not in action.roles:
             raise Forbidden("role_forbidden", f"a {actor.role.value} may not {name}", action.rule)
         args = action.parse(payload)

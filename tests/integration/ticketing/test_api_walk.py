@@ -362,6 +362,16 @@ async def test_errors_are_json_with_a_code_and_never_a_500(api: Api) -> None:
                 "dispatcher",
                 "POST",
                 f"/api/v1/tickets/{t['id']}/actions/assign",
+                {"version": 1.5, "units": ["water"]},
+            ),
+            400,  # a version of the wrong kind is a bad payload, not a missing one
+            "bad_payload",
+        ),
+        (
+            await api.call(
+                "dispatcher",
+                "POST",
+                f"/api/v1/tickets/{t['id']}/actions/assign",
                 {"version": 7, "units": ["water"]},
             ),
             409,
