@@ -1,4 +1,4 @@
-"""Background work of one owner, and retries with back-off: one helper each, on the clock.
+"""Background work of one owner, and the back-off between retries.
 
 :class:`Background` holds the tasks an object starts (a journal row written after the call, a
 recording fetched, a registration retried): ``submit`` starts one and keeps it until it ends;
@@ -6,22 +6,19 @@ an exception ends that task only and is logged with what it was doing; ``drain``
 (also those submitted meanwhile), ``close`` gives them a grace period and then cancels and
 awaits the rest — nothing is left pending when the owner goes (after aiohttp's cleanup_ctx).
 
-:func:`retry` runs an operation until it succeeds or its delays are spent, sleeping on the
-injected clock between attempts, and raises the last error: the one retry loop of the code.
+:func:`backoff` gives the waits between attempts. Work that must be retried until it holds is a
+durable job (:mod:`hotline.jobs`), retried at these waits on the injected clock and surviving a
+restart — there is no retry loop in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
-
-from hotline.clock import Clock, SystemClock
+from collections.abc import Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class Background:
@@ -65,36 +62,3 @@ class Background:
 def backoff(first: float, attempts: int, factor: float = 2.0, top: float = 60.0) -> list[float]:
     """``attempts`` waits growing by ``factor`` from ``first``, none over ``top``."""
     return [min(first * factor**n, top) for n in range(attempts)]
-
-
-async def retry(
-    operation: Callable[[], Awaitable[T]],
-    delays: Sequence[float],
-    *,
-    what: str,
-    clock: Clock | None = None,
-    retry_on: tuple[type[BaseException], ...] = (Exception,),
-    detail: bool = False,
-) -> T:
-    """``operation()``, and again after each of ``delays`` while it raises ``retry_on``; the
-    last error is raised once the delays are spent. Each failed attempt is logged with the
-    error's class — and its text only with ``detail`` (a database error's text may quote what
-    it was given; an ARI error's does not)."""
-    clock = clock or SystemClock()
-    for attempt, delay in enumerate([*delays, None], start=1):
-        try:
-            return await operation()
-        except retry_on as exc:
-            if delay is None:
-                raise
-            reason = f"{type(exc).__name__}: {exc}" if detail else type(exc).__name__
-            log.warning(
-                "%s: attempt %d/%d failed (%s); again in %.1f s",
-                what,
-                attempt,
-                len(delays) + 1,
-                reason,
-                delay,
-            )
-            await clock.sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises

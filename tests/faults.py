@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,15 +306,6 @@ class PgInstance:
         self.close()
 
 
-@contextlib.contextmanager
-def pg_instance() -> Iterator[PgInstance]:
-    pg = PgInstance()
-    try:
-        yield pg.start()
-    finally:
-        pg.close()
-
-
 # -- Redis --------------------------------------------------------------------------------------
 class RedisInstance:
     """``redis-server`` on 127.0.0.1:``port``, keeping nothing on disk."""
@@ -405,15 +396,6 @@ class RedisInstance:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def redis_instance() -> Iterator[RedisInstance]:
-    r = RedisInstance()
-    try:
-        yield r.start()
-    finally:
-        r.close()
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -691,48 +673,6 @@ async def place_call_steps(
     files = key_files(lab.root / sipp.PCAP_DIR.lstrip("/"), keys, workdir, name)
     pcaps = [f"{workdir_in_root}/{k.name}" for k in files]
     (workdir / f"{name}.xml").write_text(scenario_steps(plan, steps, pcaps))
-    cmd = [
-        "chroot",
-        str(lab.root),
-        "/usr/bin/env",
-        "-C",
-        workdir_in_root,
-        "sipp",
-        f"127.0.0.1:{lab.lab.sip_port}",
-        "-sf",
-        f"{name}.xml",
-        "-s",
-        plan.number,
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(local_port),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        str(sipp.free_udp_port()),
-        "-m",
-        "1",
-        "-l",
-        "1",
-        "-nostdin",
-        "-timeout",
-        f"{int(timeout_s)}s",
-        "-timeout_error",
-        "-trace_err",
-        "-error_file",
-        f"{name}.errors",
-    ]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL,
+    return await sipp.run_scenario(
+        lab.root, workdir_in_root, lab.lab.sip_port, plan.number, local_port, timeout_s
     )
-    out, _ = await proc.communicate()
-    text = out.decode(errors="replace")
-    errors = workdir / f"{name}.errors"
-    if errors.exists():
-        text += errors.read_text(errors="replace")
-    code = proc.returncode if proc.returncode is not None else -1
-    return CallResult(ok=code == 0, exit_code=code, output=text)

@@ -49,7 +49,25 @@ class AriPort(Protocol):
     ) -> AsyncIterator[dict[str, Any]]: ...
 
 
-class AriClient:
+class AriVerbs:
+    """GET, POST and DELETE over ``request``: shared by the real client and the fake one."""
+
+    async def request(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, **params: Any
+    ) -> Any:
+        raise NotImplementedError
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, **params)
+
+    async def post(self, path: str, *, body: Mapping[str, Any] | None = None, **params: Any) -> Any:
+        return await self.request("POST", path, body=body, **params)
+
+    async def delete(self, path: str, **params: Any) -> Any:
+        return await self.request("DELETE", path, **params)
+
+
+class AriClient(AriVerbs):
     def __init__(
         self, url: str, user: str, password: str, session: aiohttp.ClientSession | None = None
     ) -> None:
@@ -93,15 +111,6 @@ class AriClient:
             if resp.status >= 400:
                 raise AriError(resp.status, _message(text))
             return json.loads(text) if text and resp.content_type == "application/json" else None
-
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, **params)
-
-    async def post(self, path: str, *, body: Mapping[str, Any] | None = None, **params: Any) -> Any:
-        return await self.request("POST", path, body=body, **params)
-
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, **params)
 
     async def download(self, path: str) -> bytes:
         async with self.session.get(self.url + path) as resp:

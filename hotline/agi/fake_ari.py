@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotline.agi.ari import AriVerbs
 from hotline.errors import AriError
 
 _CUT = object()  # in the events queue: the socket drops here
@@ -29,7 +30,7 @@ class Request:
 
 
 @dataclass
-class FakeAsterisk:
+class FakeAsterisk(AriVerbs):
     password: str = "fake-ari-password"
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> channel JSON
     stored: dict[str, bytes] = field(default_factory=dict)  # stored recordings: name -> WAV
@@ -90,15 +91,6 @@ class FakeAsterisk:
             del self.stored[name]
             return None
         return {"name": name, "format": "wav"}
-
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, **params)
-
-    async def post(self, path: str, *, body: Mapping[str, Any] | None = None, **params: Any) -> Any:
-        return await self.request("POST", path, body=body, **params)
-
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, **params)
 
     async def download(self, path: str) -> bytes:
         self.requests.append(Request("GET", path, {}))

@@ -176,6 +176,21 @@ async def place_call(
     keys = key_files(root / PCAP_DIR.lstrip("/"), plan.dtmf, workdir, name)
     in_root = [f"{workdir_in_root}/{k.name}" for k in keys]
     (workdir / f"{name}.xml").write_text(scenario(plan, in_root))
+    return await run_scenario(root, workdir_in_root, sip_port, plan.number, local_port, timeout_s)
+
+
+async def run_scenario(
+    root: Path,
+    workdir_in_root: str,
+    sip_port: int,
+    number: str,
+    local_port: int,
+    timeout_s: float,
+) -> CallResult:
+    """Run the scenario ``call-<local_port>.xml`` of ``workdir_in_root`` (written by the caller)
+    as one SIPp call to ``number`` from the lab root."""
+    workdir = root / workdir_in_root.lstrip("/")
+    name = f"call-{local_port}"
     cmd = [
         "chroot",
         str(root),
@@ -187,7 +202,7 @@ async def place_call(
         "-sf",
         f"{name}.xml",
         "-s",
-        plan.number,
+        number,
         "-i",
         "127.0.0.1",
         "-p",

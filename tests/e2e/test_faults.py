@@ -36,9 +36,7 @@ from tests.faults import (
     apoll,
     http,
     observe_steps,
-    pg_instance,
     poll,
-    redis_instance,
 )
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +89,7 @@ class FaultBackend(LabBackend):
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgInstance]:
-    with pg_instance() as server:
+    with PgInstance() as server:
         yield server
 
 
@@ -110,7 +108,7 @@ def pg_db(pg: PgInstance) -> Iterator[str]:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisInstance]:
-    with redis_instance() as server:
+    with RedisInstance() as server:
         yield server
 
 

@@ -16,14 +16,12 @@ from tests.faults import (
     Timeline,
     alive,
     children,
-    pg_instance,
-    redis_instance,
 )
 
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgInstance]:
-    with pg_instance() as pg:
+    with PgInstance() as pg:
         yield pg
 
 
@@ -98,7 +96,7 @@ async def test_data_survives_a_stop_and_a_kill9(pg: PgInstance) -> None:
 
 
 async def test_redis_of_its_own_loses_everything_on_kill9_and_comes_back() -> None:
-    with redis_instance() as r:
+    with RedisInstance() as r:
         assert isinstance(r, RedisInstance) and r.port != 6379
         client = Redis.from_url(r.url, decode_responses=True)
         try:

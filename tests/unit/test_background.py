@@ -1,4 +1,5 @@
-"""The one background-task helper and the one retry helper, on a clock that sleeps instantly."""
+"""The one background-task helper, and the back-off the durable jobs retry at (their retries on
+a fake clock: tests/integration/test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -8,56 +9,9 @@ import logging
 
 import pytest
 
-from hotline.background import Background, backoff, retry
-from hotline.clock import FixedClock
+from hotline.background import Background, backoff
 
 START = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
-
-
-async def test_a_failing_operation_is_retried_at_its_back_off_times_and_completes_once() -> None:
-    clock = FixedClock(START)
-    calls: list[float] = []
-
-    async def flaky() -> str:
-        calls.append(clock.monotonic())
-        if len(calls) < 4:
-            raise ConnectionError("database restarting")
-        return "done"
-
-    result = await retry(flaky, backoff(0.5, 5), what="register", clock=clock)
-    assert result == "done" and len(calls) == 4
-    assert clock.slept == [0.5, 1.0, 2.0]  # waited only as long as it had to
-    assert calls == [0.0, 0.5, 1.5, 3.5]  # each attempt at its back-off time, on the clock
-    assert clock.now() == START + dt.timedelta(seconds=3.5)
-
-
-async def test_the_last_error_is_raised_once_the_delays_are_spent(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    clock = FixedClock(START)
-    attempts = 0
-
-    async def down() -> None:
-        nonlocal attempts
-        attempts += 1
-        raise ConnectionError("13800138000 in a driver's message")
-
-    with pytest.raises(ConnectionError):
-        await retry(down, [1.0, 2.0], what="fetch", clock=clock)
-    assert attempts == 3 and clock.slept == [1.0, 2.0]
-    assert "attempt 1/3 failed (ConnectionError)" in caplog.text
-    assert "13800138000" not in caplog.text  # the error's text only with detail=True
-
-
-async def test_an_error_it_should_not_retry_goes_through_at_once() -> None:
-    clock = FixedClock(START)
-
-    async def wrong() -> None:
-        raise ValueError("a bug, not an outage")
-
-    with pytest.raises(ValueError):
-        await retry(wrong, [1.0], what="x", clock=clock, retry_on=(ConnectionError,))
-    assert clock.slept == []
 
 
 def test_back_off_grows_and_is_capped() -> None:
