@@ -40,6 +40,7 @@ from hotline.appkeys import (
     MESSAGES_KEY,
     NODE,
     PRESENCE,
+    QUEUE,
     RECORDINGS,
     SETTINGS,
     WORKER,
@@ -56,7 +57,12 @@ from hotline.ivr.journal_sql import SqlCallJournal
 from hotline.jobs import JobQueue, Worker
 from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
-from hotline.queue.presence import DurablePresence, MemoryPresence, RedisPresence
+from hotline.queue.acd import AcdConfig
+from hotline.queue.calls import QueueCalls
+from hotline.queue.log import QueueLog
+from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
+from hotline.queue.service import QueueService
+from hotline.queue.store import MemoryQueueStore, QueueStore, RedisQueueStore
 from hotline.state import Epoch, LiveCall, LiveCalls, MemoryLiveCalls, NodeLiveCalls, RedisLiveCalls
 from hotline.ticketing import http as tickets_http
 from hotline.ticketing.users import authenticate
@@ -70,6 +76,7 @@ PROBE_TIMEOUT = 1.0  # seconds a probe of Redis or ARI may take before it is dow
 DATABASE_PROBE_TIMEOUT = 0.5  # the database's: a freeze ends API requests within ~1 s
 JOB_POLL = 1.0  # seconds between looks for due jobs (a local commit wakes the worker at once)
 JOURNAL_FLUSH = 30.0  # seconds between flushes of the journal spool
+QUEUE_LOG_FLUSH = 1.0  # seconds between writes of the queue log
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +196,10 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     bound = settings.redis.timeout
     if not settings.redis.url:
+        app[QUEUE] = queue_service(settings, app[ENGINE], app[CLOCK], app[NODE])
         app[LIVE] = MemoryLiveCalls()
-        app[PRESENCE] = DurablePresence(app[ENGINE], MemoryPresence(), app[CLOCK], bound)
+        durable = DurablePresence(app[ENGINE], MemoryPresence(), app[CLOCK], bound)
+        app[PRESENCE] = AcdPresence(app[QUEUE], durable)
         yield
         return
     redis = Redis.from_url(
@@ -201,10 +210,12 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         retry_on_timeout=False,
     )
     prefix = settings.redis.key_prefix
+    shared = redis if settings.queue.store == "redis" else None
+    app[QUEUE] = queue_service(settings, app[ENGINE], app[CLOCK], app[NODE], shared, prefix)
     try:
         live = NodeLiveCalls(RedisLiveCalls(redis, prefix), STATE_TIMEOUT)
         presence = DurablePresence(app[ENGINE], RedisPresence(redis, prefix), app[CLOCK], bound)
-        app[LIVE], app[PRESENCE] = live, presence
+        app[LIVE], app[PRESENCE] = live, AcdPresence(app[QUEUE], presence)
         epoch = Epoch(redis, prefix)
         health = app[HEALTH]
         health.add("redis", epoch.check)  # True: Redis restarted empty
@@ -217,6 +228,30 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
             await heartbeat
     finally:
         await redis.aclose()
+
+
+def queue_service(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    node: str,
+    redis: Redis | None = None,
+    prefix: str = "",
+) -> QueueService:
+    """The ACD: its state in this process, or in Redis (``queue.store = "redis"``)."""
+    q = settings.queue
+    config = AcdConfig(
+        min_proficiency=q.min_proficiency,
+        widen_after=q.widen_after,
+        widen_all_after=max(q.widen_after, q.widen_all_after),
+        ring_timeout=q.ring_timeout,
+        max_misses=q.max_misses,
+        wrap_up_seconds=q.wrap_up_seconds,
+    )
+    store: QueueStore = (
+        MemoryQueueStore(config) if redis is None else RedisQueueStore(redis, prefix, config)
+    )
+    return QueueService(store, QueueLog(engine, clock, node), clock)
 
 
 async def _heartbeat(live: LiveCalls, node: str, clock: Clock) -> None:
@@ -252,7 +287,9 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
 
         app[HEALTH].add("ari", ping)
         handler = bootstrap.stasis_calls(settings, app[IVR], app[WRITER], app[CLOCK])
-        stasis = StasisApp(client, ari_settings.app, handler)
+        queue_calls = QueueCalls(client, ari_settings.app, app[QUEUE], settings.queue, app[CLOCK])
+        stasis = StasisApp(client, ari_settings.app, handler, queue_calls.roles())
+        queue_calls.bind(stasis)
         listener = asyncio.create_task(stasis.run())
     try:
         yield
@@ -306,6 +343,13 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks.submit(health.run(), "dependency watch")
     tasks.submit(worker.run(), "jobs")
     tasks.submit(_periodic(clock, JOURNAL_FLUSH, "journal spool", writer.flush), "journal spool")
+    queue, presence = app[QUEUE], app[PRESENCE]
+    if isinstance(presence, AcdPresence):  # agents on duty before a restart are back
+        health.when_up("database", presence.restore)
+        if not health.down("database"):
+            tasks.submit(_best_effort(presence.restore(), "restore agents"), "restore agents")
+    tasks.submit(queue.run(), "queue timers")
+    tasks.submit(_periodic(clock, QUEUE_LOG_FLUSH, "queue log", queue.log.flush), "queue log")
     if messages is not None:
         health.when_up("database", messages.sweep)
         tasks.submit(
@@ -317,6 +361,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await tasks.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(settings.database.timeout * 2):
+                await queue.log.flush()
+        await queue.close()
 
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from hotline.ivr.journal import CallJournal
 from hotline.ivr.services import BackendIvrServices, Recordings
 from hotline.jobs import Worker
 from hotline.queue.presence import AgentPresence
+from hotline.queue.service import QueueService
 from hotline.state import LiveCalls
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,3 +33,4 @@ IVR = web.AppKey("ivr", BackendIvrServices)
 WRITER = web.AppKey("journal_writer", JournalWriter)
 MESSAGES_KEY: web.AppKey[SwitchMessages | None] = web.AppKey("switch_messages")  # None: no ARI
 WORKER = web.AppKey("worker", Worker)
+QUEUE = web.AppKey("queue", QueueService)

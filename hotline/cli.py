@@ -352,6 +352,28 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_queue_log(settings: Settings, args: argparse.Namespace) -> int:
+    """The queue log as Asterisk's queue_log lines, for call-centre reporting tools."""
+    import datetime as dt
+
+    from hotline.queue.log import queue_log_line, read
+
+    def day(text: str | None, key: str) -> dt.datetime | None:
+        if text is None:
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise CommandError(f"--{key}: not a date or time: {text!r}", EXIT_CONFIG) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+    since, until = day(args.since, "since"), day(args.until, "until")
+    rows = _with_engine(settings, lambda e: read(e, call_id=args.call, since=since, until=until))
+    for row in rows:
+        print(queue_log_line(row))
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.ticketing import openapi
     from hotline.ticketing.transitions import mermaid
@@ -486,6 +508,11 @@ def parser() -> argparse.ArgumentParser:
     )
     users_sub.add_parser("list")
 
+    qlog = sub.add_parser("queue-log", help="the queue log as Asterisk queue_log lines")
+    qlog.add_argument("--since", help="from this date or time (ISO 8601; UTC unless given)")
+    qlog.add_argument("--until", help="up to (not including) this date or time")
+    qlog.add_argument("--call", help="one call's records (its call id)")
+
     api = sub.add_parser("api", help="the HTTP API's documents")
     api_sub = api.add_subparsers(dest="action", required=True)
     spec = api_sub.add_parser("openapi", help="print the OpenAPI 3.1 document")
@@ -508,6 +535,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "units": cmd_units,
     "users": cmd_users,
     "api": cmd_api,
+    "queue-log": cmd_queue_log,
 }
 
 

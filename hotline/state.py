@@ -1,7 +1,8 @@
 """Shared state across backend nodes: in-process memory (embedded default) or Redis.
 
-For now one thing lives here: the calls each node is running an AGI session for, which the
-supervisor's wallboard lists. In Redis every node keeps a heartbeat key with a TTL; a call
+Here: the calls each node is running an AGI session for, which the supervisor's wallboard lists;
+every Redis key name of the backend is built in :class:`Keys` (the ACD's store and the IVR's
+view of the queue use them too). In Redis every node keeps a heartbeat key with a TTL; a call
 whose node has stopped beating is left out of the list and swept, so a crashed node does not
 leave ghosts. All Redis key names are built in :class:`Keys`.
 """
@@ -69,6 +70,26 @@ class Keys:
 
     def node(self, node: str) -> str:
         return f"{self.prefix}nodes:{node}"
+
+    # the ACD (hotline/queue/store.py): the model's state and its version, per queue
+    def acd_state(self, queue: str) -> str:
+        return f"{self.prefix}acd:{queue}:state"
+
+    def acd_version(self, queue: str) -> str:
+        return f"{self.prefix}acd:{queue}:version"
+
+    # the IVR's view of the queue (hotline/queue/presence.py)
+    @property
+    def agents_present(self) -> str:
+        return f"{self.prefix}agents:present"
+
+    @property
+    def estimated_wait(self) -> str:
+        return f"{self.prefix}queue:estimated_wait"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.prefix}state:epoch"
 
 
 class RedisLiveCalls:
@@ -144,7 +165,7 @@ class Epoch:
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
-        self.key = f"{prefix}state:epoch"
+        self.key = Keys(prefix).epoch
 
     async def check(self) -> bool:
         created = await self.redis.set(self.key, str(time.time()), nx=True)

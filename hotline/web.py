@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024  # a ticket's texts are 20,000 characters at most
 MAX_INT_DIGITS = MAX_DIGITS  # integers in a body: versions, days (beyond: no number we use)
 MAX_QUERY_DIGITS = 12  # limit, offset, page, page_size (each is capped below that)
-API_PREFIXES = ("/api/", "/public/", "/open311/", "/healthz", "/readyz")
+API_PREFIXES = ("/api/", "/public/", "/open311/", "/healthz", "/readyz", "/metrics")
 RETRY = {"Retry-After": "5"}  # seconds a client waits before trying a 503 again
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 

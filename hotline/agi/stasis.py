@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Event = dict[str, Any]
 RESYNC = "HotlineResync"  # a synthetic event: the socket was down, look again
 DEFAULT_ROLE = "ivr"
+ORIGINATED = frozenset({"agent", "survey", "utility"})  # legs the backend dials out
 ADOPT_SETTLE = 0.5  # seconds between listing the channels and adopting the unowned ones
 
 
@@ -45,7 +46,7 @@ RoleHandler = Callable[["Stasis", Event, list[str]], Awaitable[None]]  # router,
 
 def owner_of(event: Event) -> str | None:
     """The id an event is about: its channel, bridge, playback or recording."""
-    channel = event.get("channel") or {}
+    channel = event.get("channel") or event.get("peer") or {}  # a Dial event: the dialled leg
     if channel.get("id"):
         return str(channel["id"])
     for key in ("playback", "recording"):
@@ -68,8 +69,10 @@ class Stasis:
         app: str,
         roles: Mapping[str, RoleHandler],
         clock: Clock | None = None,
+        originated: frozenset[str] = ORIGINATED,
     ) -> None:
         self.ari, self.app, self.roles = ari, app, dict(roles)
+        self.originated = originated  # roles of channels we created: their safe path is hang-up
         self.clock = clock or SystemClock()
         self.owners: dict[str, Owner] = {}
         self.running: dict[str, asyncio.Task[Any]] = {}  # channel id -> its handler
@@ -156,28 +159,38 @@ class Stasis:
             log.error("ARI channel %s entered with role %r, which nobody handles", ident, role)
             self.background.submit(self._safe_path(ident), f"call {ident}: unknown role")
             return
-        task = self.background.submit(self._run(handler, channel, args[1:], ident), f"call {ident}")
+        task = self.background.submit(
+            self._run(handler, channel, args[1:], ident, hang_up=role in self.originated),
+            f"call {ident}",
+        )
         self.running[ident] = task
 
-    async def _run(self, handler: RoleHandler, channel: Event, args: list[str], ident: str) -> None:
+    async def _run(
+        self, handler: RoleHandler, channel: Event, args: list[str], ident: str, hang_up: bool
+    ) -> None:
         try:
             await handler(self, channel, args)
         except CallerHungUp:
             log.info("ARI call %s: caller gone", ident)
         except asyncio.CancelledError:  # shutting down: the dialplan's safe path takes it
             log.warning("ARI call %s: stopped by shutdown; back to the dialplan", ident)
-            await self._safe_path(ident)
+            await self._safe_path(ident, hang_up)
             raise
         except Exception:
             log.exception("ARI call %s failed; back to the dialplan", ident)
-            await self._safe_path(ident)
+            await self._safe_path(ident, hang_up)
         finally:
             self.running.pop(ident, None)
             self.release(ident)
 
-    async def _safe_path(self, ident: str) -> None:
+    async def _safe_path(self, ident: str, hang_up: bool = False) -> None:
+        """Back to the dialplan after ``Stasis()``; a leg we dialled out has no dialplan to go
+        back to, and is hung up."""
         with contextlib.suppress(Exception):
-            await self.ari.post(f"/channels/{ident}/continue")
+            if hang_up:
+                await self.ari.delete(f"/channels/{ident}")
+            else:
+                await self.ari.post(f"/channels/{ident}/continue")
 
     async def close(self, grace: float = 0.0) -> None:
         """Let running calls finish for up to ``grace`` seconds, then send the rest back to

@@ -352,6 +352,12 @@ DEFAULT_TEXTS = {
     "state_rejected": "未予受理。",
     "invalid": "您的输入有误，请重新选择。",
     "transfer": "正在为您转接，请稍候。",
+    "queue_ahead": "您前面还有",
+    "queue_callers": "位来电在等候。",
+    "queue_next": "您是下一位，坐席马上为您服务。",
+    "queue_many": "您前面等候的来电较多，请耐心等待。",
+    "queue_wait": "预计等待",
+    "queue_minutes": "分钟。",
     "fallback": "系统繁忙，正在为您转接人工服务，请稍候。",
     "voicemail": "现在无人接听，请在提示音后留言，留言后请挂机，我们会尽快回复您。",
     # Spoken numbers: digits of ticket numbers, and the days and months of dates.
@@ -398,6 +404,35 @@ DEFAULT_TEXTS = {
 }
 
 
+def _at_least_zero(v: float) -> str | None:
+    return None if v >= 0 else "a number of 0 or more"
+
+
+def _proficiency(v: int) -> str | None:
+    return None if 1 <= v <= 5 else "an integer from 1 to 5"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The ACD (hotline/queue/acd.py): one queue, skills do what several queues would."""
+
+    ring_timeout: float = setting(15.0, _positive, "seconds an agent's phone rings, then the next")
+    max_misses: int = setting(2, _positive, "missed offers in a row before the agent is paused")
+    wrap_up_seconds: float = setting(10.0, _at_least_zero, "after-call work, then ready")
+    min_proficiency: int = setting(3, _proficiency, "a call first needs its skills at this level")
+    widen_after: float = setting(30.0, _at_least_zero, "seconds, then any proficiency")
+    widen_all_after: float = setting(90.0, _at_least_zero, "seconds, then any agent")
+    max_wait_seconds: float = setting(300.0, _positive, "then the caller is offered a message")
+    announce_interval: float = setting(30.0, _positive, "seconds between position prompts")
+    moh_class: str = setting("default", doc="Asterisk's music-on-hold class while waiting")
+    store: str = setting(
+        "memory", _one_of("memory", "redis"), "the ACD's state: this node, or Redis for several"
+    )
+    dead_man_seconds: int = setting(
+        20, _positive, "Asterisk takes a caller to the safe path this long after the node stops"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PromptSettings:
     build_dir: Path = setting(Path("var/prompts"), doc="generated WAV files")
@@ -433,6 +468,7 @@ class Settings:
     city: CitySettings = field(default_factory=CitySettings)
     log: LogSettings = field(default_factory=LogSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
     lab: LabSettings = field(default_factory=LabSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
@@ -571,7 +607,12 @@ def load_settings(
         name: _build_section(hints[name], name, data.get(name, {}), env, origin)
         for name in sections
     }
-    return Settings(**built)
+    settings = Settings(**built)
+    if settings.queue.store == "redis" and not settings.redis.url:
+        raise SettingsError(
+            "queue.store", origin, "memory, or redis with redis.url set", settings.queue.store
+        )
+    return settings
 
 
 def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:

@@ -106,8 +106,9 @@ class Lab:
             raise
 
     def _prepare(self, prompts_dir: Path | None) -> None:
-        for sub in ("etc", "run", "log", "spool/recording", "lib", "cache", "sipp"):
+        for sub in ("etc", "run", "log", "spool/recording", "lib", "cache", "sipp", "moh"):
             (self.home / sub).mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        _hold_music(self.home / "moh" / "chime.wav")
         private(self.home)  # also what an older version left readable
         stock = self.root / "etc" / "asterisk"
         for conf in stock.glob("*.conf"):  # sane defaults (indications, features, …) first
@@ -314,3 +315,20 @@ def _running_pid(pid_file: Path, conf: str) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if conf.encode() in cmdline else None  # our Asterisk, not a recycled pid
+
+
+def _hold_music(target: Path) -> None:
+    """Music on hold for the lab: a soft chime (A4 then E5, then quiet), 8 kHz mono WAV."""
+    if target.exists():
+        return
+    sox = shutil.which("sox")
+    if sox is None:
+        raise LabError("sox is not installed; run scripts/setup (apt-get install -y sox)")
+    tmp = target.with_suffix(".tmp.wav")
+    synth = [sox, "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)]
+    synth += ["synth", "0.6", "sine", "440", "sine", "659", "vol", "0.15", "pad", "0", "1.4"]
+    synth += ["repeat", "9"]
+    proc = subprocess.run(synth, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"sox could not make the hold music: {proc.stderr.strip()}")
+    tmp.replace(target)

@@ -276,9 +276,20 @@ class Acd:
             raise AgentStateError("not_a_command", f"{type(event).__name__} comes from the call")
         batch = _Batch()
         agent = self._agents.get(agent_id) or Agent(agent_id)
+        if isinstance(event, Login):
+            holder = self.holder(event.extension)
+            if holder is not None and holder != agent_id:
+                raise AgentStateError("extension_taken", f"{event.extension} is {holder}'s now")
         self._go(agent, event, now, batch)
         self._agents.setdefault(agent_id, agent)
         return batch.done()
+
+    def holder(self, extension: str) -> str | None:
+        """The agent logged in at ``extension``, if any (one agent per phone)."""
+        for agent in self._agents.values():
+            if agent.extension == extension and agent.state is not S.LOGGED_OUT:
+                return agent.agent_id
+        return None
 
     def _go(self, agent: Agent, event: AgentEvent, now: float, batch: _Batch) -> None:
         before, reason, login_at = agent.state, agent.pause_reason, agent.logged_in_at
@@ -370,6 +381,16 @@ class Acd:
         batch.cancels.append(offer)
         batch.records.append(QueueEvent(now, call.call_id, offer.agent_id, "RINGNOANSWER", (ring,)))
         self._go(self._agents[offer.agent_id], RingNoAnswer(call.call_id), now, batch)
+
+    def declined(self, call_id: str, agent_id: str, now: float) -> Outcome:
+        """The agent's phone refused the offer before ``ring_timeout`` (busy, unreachable,
+        rejected): RINGNOANSWER at once, a miss, and the call is offered on."""
+        call = self._waiting.get(call_id)
+        if call is None or call.offer is None or call.offer.agent_id != agent_id:
+            raise AgentStateError("no_such_call", f"no offer of {call_id} to {agent_id}")
+        batch = _Batch()
+        self._ring_no_answer(call, call.offer, now, batch)
+        return batch.done()
 
     def answered(self, call_id: str, agent_id: str, now: float) -> Outcome:
         """The agent answered the offer out to it (CONNECT)."""
@@ -467,6 +488,10 @@ class Acd:
         return batch.done()
 
     # -- figures ---------------------------------------------------------------------------------
+    def staffed(self) -> int:
+        """Agents logged in and not paused (READY or on a call)."""
+        return sum(1 for a in self._agents.values() if a.state in STAFFED)
+
     def estimated_wait(self, priority: Priority, now: float) -> float:
         """Seconds a caller of this class entering now would wait (see the module's docstring)."""
         staffed = sum(1 for a in self._agents.values() if a.state in STAFFED)
@@ -529,3 +554,98 @@ def _agent_records(
     if before is S.PAUSED:
         return [record("UNPAUSE", reason or "")]  # the reason of the pause that ends
     return []
+
+
+# -- the state as plain data (a store keeps it as JSON) ----------------------------------------
+def dump(acd: Acd) -> dict[str, object]:
+    """Everything the model holds, as JSON-ready data; :func:`load` gives the model back."""
+
+    def agent(a: Agent) -> dict[str, object]:
+        deferred = a.deferred
+        return {
+            "id": a.agent_id,
+            "ext": a.extension,
+            "skills": dict(a.skills),
+            "state": a.state.value,
+            "since": a.state_since,
+            "idle": a.idle_since,
+            "misses": a.misses,
+            "call": a.call_id,
+            "offer": a.offer_id,
+            "reason": a.pause_reason,
+            "deferred": None
+            if deferred is None
+            else ["logout"]
+            if isinstance(deferred, LogoutAfterCall)
+            else ["pause", deferred.reason],
+            "login": a.logged_in_at,
+        }
+
+    def offer(o: OfferDecision | None) -> list[str] | None:
+        return None if o is None else [o.call_id, o.agent_id, o.extension, o.offer_id]
+
+    def call(c: WaitingCall) -> dict[str, object]:
+        return {
+            "id": c.call_id,
+            "prio": int(c.priority),
+            "at": c.entered_at,
+            "skills": sorted(c.skills),
+            "ticket": c.ticket,
+            "missed": sorted(c.offered_to),
+            "orig": c.origposition,
+            "offers": c.offers,
+            "offer": offer(c.offer),
+            "offered_at": c.offered_at,
+        }
+
+    return {
+        "handle_time": acd.handle_time,
+        "agents": [agent(a) for a in acd._agents.values()],
+        "waiting": [call(c) for c in acd._waiting.values()],
+        "connected": [
+            [c.call_id, c.agent_id, c.offer_id, c.entered_at, c.answered_at, c.origposition]
+            for c in acd._connected.values()
+        ],
+    }
+
+
+def load(config: AcdConfig | None, data: Mapping[str, object]) -> Acd:
+    acd = Acd(config)
+    acd.handle_time = float(data.get("handle_time", acd.handle_time))  # type: ignore[arg-type]
+    for a in data.get("agents", []):  # type: ignore[attr-defined]
+        deferred = a["deferred"]
+        acd._agents[a["id"]] = Agent(
+            a["id"],
+            a["ext"],
+            dict(a["skills"]),
+            AgentState(a["state"]),
+            a["since"],
+            a["idle"],
+            a["misses"],
+            a["call"],
+            a["offer"],
+            a["reason"],
+            None
+            if deferred is None
+            else LogoutAfterCall()
+            if deferred[0] == "logout"
+            else PauseAfterCall(deferred[1]),
+            a["login"],
+        )
+    for c in data.get("waiting", []):  # type: ignore[attr-defined]
+        o = c["offer"]
+        acd._waiting[c["id"]] = WaitingCall(
+            c["id"],
+            Priority(c["prio"]),
+            c["at"],
+            frozenset(c["skills"]),
+            c["ticket"],
+            set(c["missed"]),
+            c["orig"],
+            c["offers"],
+            None if o is None else OfferDecision(*o),
+            c["offered_at"],
+        )
+    for row in data.get("connected", []):  # type: ignore[attr-defined]
+        acd._connected[row[0]] = Connected(*row)
+    return acd

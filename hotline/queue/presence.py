@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar, cast
@@ -24,6 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.clock import Clock
 from hotline.db import metadata
+from hotline.queue.acd import Priority
+from hotline.queue.agent import AgentStateError
+from hotline.queue.service import QueueService
+from hotline.state import Keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,8 +82,8 @@ class MemoryPresence:
 class RedisPresence:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
-        self.key = f"{prefix}agents:present"
-        self.wait_key = f"{prefix}queue:estimated_wait"
+        self.key = Keys(prefix).agents_present
+        self.wait_key = Keys(prefix).estimated_wait
 
     async def login(self, agent_id: str, extension: str) -> None:
         await self.redis.hset(
@@ -140,7 +145,10 @@ class DurablePresence:
 
     async def login(self, agent_id: str, extension: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(agent_sessions.delete().where(agent_sessions.c.agent_id == agent_id))
+            held = sa.or_(
+                agent_sessions.c.agent_id == agent_id, agent_sessions.c.extension == extension
+            )  # one agent per phone: a session left at this extension ends here
+            await conn.execute(agent_sessions.delete().where(held))
             await conn.execute(
                 agent_sessions.insert().values(
                     agent_id=agent_id, extension=extension, since=self.clock.now()
@@ -184,3 +192,51 @@ class DurablePresence:
             await self._bounded(self.shared.login(agent_id, extension))
         log.info("shared state: %d agents on duty restored from the database", len(stored))
         return len(stored)
+
+
+class AcdPresence:
+    """What the IVR reads, from the ACD itself: agents staffed (logged in, not paused) and the
+    estimated wait from real figures; log-ins are kept by ``durable`` (the database)."""
+
+    UNKNOWN_WAIT = 10.0**9  # no agent staffed: the wait is unbounded
+
+    def __init__(self, queue: QueueService, durable: DurablePresence) -> None:
+        self.queue, self.durable = queue, durable
+
+    async def login(self, agent_id: str, extension: str) -> None:
+        await self.durable.login(agent_id, extension)
+
+    async def logout(self, agent_id: str) -> None:
+        await self.durable.logout(agent_id)
+
+    async def available(self) -> int:
+        return await self.queue.staffed()
+
+    async def agents(self) -> dict[str, str]:
+        snapshot = await self.queue.snapshot()
+        return {a.agent_id: a.extension for a in snapshot.agents if a.state.value != "logged_out"}
+
+    async def estimated_wait(self, priority: int) -> float:
+        """``priority`` as the IVR hands it on: 9 a utility emergency, else an ordinary call."""
+        wanted = Priority.UTILITY if priority == 9 else Priority.NORMAL
+        wait = await self.queue.estimated_wait(wanted)
+        return wait if math.isfinite(wait) else self.UNKNOWN_WAIT
+
+    async def restore(self) -> int:
+        """Agents logged in before a restart are on duty again (READY); how many."""
+        stored = await self.durable.stored()
+        snapshot = await self.queue.snapshot()
+        here = {a.agent_id for a in snapshot.agents if a.state.value != "logged_out"}
+        restored = 0
+        for agent_id, extension in stored.items():
+            if agent_id in here:
+                continue
+            try:
+                await self.queue.login(agent_id, extension, {})
+            except AgentStateError as exc:  # the phone is someone else's by now
+                log.warning("queue: %s not restored (%s)", agent_id, exc.code)
+                continue
+            restored += 1
+        if restored:
+            log.info("queue: %d agents on duty restored from the database", restored)
+        return restored

@@ -74,6 +74,56 @@ def _text(max_len: int) -> dict[str, Any]:
     return {"type": "string", "maxLength": max_len, **TEXT}
 
 
+AGENT = {
+    "name": "agent",
+    "in": "path",
+    "required": True,
+    "schema": PATH_TEXT,
+    "description": "the agent's user id (a supervisor acts on any agent)",
+}
+NO_BODY = {"type": "object", "additionalProperties": False, "properties": {}}
+AFTER_CALL = {"type": "boolean", "description": "after the call in progress ends"}
+AGENT_ACTIONS = {
+    "ready": ("is ready for calls", NO_BODY),
+    "pause": (
+        "pauses with a reason",
+        {
+            "type": "object",
+            "required": ["reason"],
+            "additionalProperties": False,
+            "properties": {
+                "reason": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"},
+                "after_call": AFTER_CALL,
+            },
+        },
+    ),
+    "unpause": ("is back from a pause", NO_BODY),
+    "wrap-up/end": ("ends the wrap-up early", NO_BODY),
+    "logout": (
+        "stops taking calls",
+        {"type": "object", "additionalProperties": False, "properties": {"after_call": AFTER_CALL}},
+    ),
+}
+
+
+def _agent_actions() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for who, params in (("me", []), ("{agent}", [AGENT])):
+        for action, (summary, body) in AGENT_ACTIONS.items():
+            out[f"/api/v1/agents/{who}/{action}"] = {
+                "post": {
+                    "summary": f"The agent {summary}" + (" (a supervisor's act)" if params else ""),
+                    "parameters": params,
+                    "requestBody": {"required": "required" in body, **_json(body)},
+                    "responses": {
+                        "200": _ok("the agent's state", {"type": "object"}),
+                        **_errors(400, 401, 403, 409),
+                    },
+                }
+            }
+    return out
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/tickets": {
@@ -205,13 +255,19 @@ def document() -> dict[str, Any]:
         },
         "/api/v1/agents": {
             "get": {
-                "summary": "Agents logged in, with their extensions",
+                "summary": "Agents on duty: extension, state, time in state (the office's)",
                 "responses": {"200": _ok("agents", {"type": "object"}), **_errors(401, 403)},
+            }
+        },
+        "/api/v1/queue": {
+            "get": {
+                "summary": "The queue now: waiting calls (wait, priority), agents by state",
+                "responses": {"200": _ok("the queue", {"type": "object"}), **_errors(401, 403)},
             }
         },
         "/api/v1/agents/me/login": {
             "post": {
-                "summary": "An agent starts taking calls at an extension",
+                "summary": "An agent starts taking calls at an extension, with its skills",
                 "requestBody": {
                     "required": True,
                     **_json(
@@ -220,23 +276,29 @@ def document() -> dict[str, Any]:
                             "required": ["extension"],
                             "additionalProperties": False,
                             "properties": {
-                                "extension": {"type": "string", "pattern": "^[0-9]{3,8}$"}
+                                "extension": {"type": "string", "pattern": "^[0-9]{3,8}$"},
+                                "skills": {
+                                    "type": "object",
+                                    "maxProperties": 50,
+                                    "propertyNames": {"pattern": "^[a-z]+:[a-z0-9_-]{1,32}$"},
+                                    "additionalProperties": {
+                                        "type": "integer",
+                                        "minimum": 1,
+                                        "maximum": 5,
+                                    },
+                                    "description": "skill -> proficiency, e.g. utility:water",
+                                },
                             },
                         }
                     ),
                 },
                 "responses": {
                     "200": _ok("logged in", {"type": "object"}),
-                    **_errors(400, 401, 403),
+                    **_errors(400, 401, 403, 409),
                 },
             }
         },
-        "/api/v1/agents/me/logout": {
-            "post": {
-                "summary": "An agent stops taking calls",
-                "responses": {"200": _ok("logged out", {"type": "object"}), **_errors(401)},
-            }
-        },
+        **_agent_actions(),
         "/api/v1/me": {
             "get": {
                 "summary": "Who the token belongs to",
@@ -280,6 +342,19 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _ok("ready", OBJECT),
                     "503": _ok("not ready: the checks say which part is down", OBJECT),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "The queue's figures in Prometheus text format: offered, answered, "
+                "abandoned, service level (15 s), answer times, waits, agents by state",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },

@@ -296,7 +296,7 @@ async def test_agents_stay_on_duty_and_callers_reach_the_queue_across_a_redis_re
 
     def on_duty() -> bool:
         listed = b.api(token, "GET", "/api/v1/agents")["agents"]
-        return {"agent": login["agent"], "extension": "8001"} in listed
+        return (login["agent"], "8001") in {(a["agent"], a["extension"]) for a in listed}
 
     assert on_duty()
     redis_server.kill9()

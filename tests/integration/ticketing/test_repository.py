@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import hotline.jobs
+import hotline.queue.log
 import hotline.queue.presence  # noqa: F401 (agent_sessions)
 from hotline.db import metadata
 from hotline.errors import DuplicateIntake, NotFound, StaleTicket

@@ -726,3 +726,68 @@ def test_random_operations_keep_one_call_per_agent_one_offer_per_call_and_comple
     acd.dispatch(now)
     check_dispatch_complete(acd, now)
     check_invariants(acd)
+
+
+def test_a_declined_offer_is_a_miss_at_once_and_the_call_is_offered_on() -> None:
+    acd = Acd(AcdConfig(max_misses=1))
+    login(acd, "a01", now=0.0)
+    login(acd, "a02", now=1.0)
+    acd.enter("c1", 2.0, skills=["type:help"])
+    acd.dispatch(2.0)
+    out = acd.declined("c1", "a01", 3.5)  # busy: no need to wait for the ring time-out
+    assert [(r.event, r.agent, r.data) for r in out.records] == [
+        ("RINGNOANSWER", "a01", ("1500",)),
+        ("PAUSE", "a01", ("missed_calls",)),
+    ]
+    assert [o.offer_id for o in out.cancels] == ["offer-c1-1"]
+    assert acd.agents["a01"].state is S.PAUSED  # max_misses=1
+    assert offered(acd.dispatch(3.5)) == [("c1", "a02")]
+    with pytest.raises(Conflict):
+        acd.declined("c1", "a01", 4.0)  # the offer out is a02's now
+
+
+def test_staffed_counts_agents_logged_in_and_not_paused() -> None:
+    acd = Acd()
+    assert acd.staffed() == 0
+    login(acd, "a01", "a02", "a03")
+    acd.command("a03", Pause("lunch"), 1.0)
+    talking(acd, "c1", "a01", 2.0)
+    assert acd.staffed() == 2
+
+
+def test_one_agent_per_extension_until_it_logs_out() -> None:
+    acd = Acd()
+    acd.command("a01", Login("8001"), 0.0)
+    with pytest.raises(Conflict) as refused:
+        acd.command("a02", Login("8001"), 1.0)
+    assert refused.value.code == "extension_taken"  # type: ignore[attr-defined]
+    assert "a02" not in acd.agents
+    acd.command("a01", Logout(), 2.0)
+    acd.command("a02", Login("8001"), 3.0)
+    assert acd.holder("8001") == "a02"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40))
+def test_the_state_dumped_and_loaded_is_the_same_model(steps: list[int]) -> None:
+    acd = Acd(AcdConfig(max_misses=2, wrap_up_seconds=5))
+    login(acd, "a01", "a02", "a03")
+    now = 1.0
+    for i, step in enumerate(steps):
+        now += step
+        call = f"c{i}"
+        acd.enter(
+            call, now, priority=Priority(step % 4), skills=["type:help"], ticket="T" * (i % 2)
+        )
+        acd.dispatch(now)
+        waiting = acd.waiting
+        if step % 3 == 0 and waiting and waiting[0].offer:
+            agent_id = waiting[0].offer.agent_id
+            acd.answered(waiting[0].call_id, agent_id, now)
+            acd.command(agent_id, PauseAfterCall("lunch"), now)  # a deferred pause kept too
+        acd.expire(now + step)
+        acd.tick(now + step)
+        copy = acd_module.load(acd.config, acd_module.dump(acd))
+        assert copy.snapshot(now) == acd.snapshot(now)
+        assert acd_module.dump(copy) == acd_module.dump(acd)
+        assert copy.next_deadline(now) == acd.next_deadline(now)

@@ -71,6 +71,7 @@ def test_nothing_but_the_public_read_side_and_health_is_open() -> None:
         "/open311/v2/requests.json",
         "/healthz",
         "/readyz",  # load balancers ask it; it names what is down, never a host or a text
+        "/metrics",  # Prometheus scrapes it: figures by queue and agent state, no caller
         "/console/",
         "/api/v1/openapi.json",
     }

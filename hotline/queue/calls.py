@@ -1,0 +1,424 @@
+"""Queue calls over ARI: callers wait in a holding bridge, agents' phones are rung, answered
+calls are bridged — the call control the queue service drives.
+
+The dialplan contract. ``[hotline-queue]`` sends the caller into the Stasis application with
+the role ``queue`` and the IVR's hand-off as ``key=value`` arguments::
+
+    Stasis(hotline,queue,type=help,priority=0,utility=,ticket=,path=menu:2)
+
+Theory of operation. :meth:`QueueCalls.caller` runs for the caller's whole stay: it puts the
+channel in a holding bridge ``hold-<call>`` with music on hold, enters the call in the queue
+(priority from rules E-1 and H-6, skills from the utility), and arms a dead-man switch: the
+channel's absolute time-out, pushed forward while this node lives and cleared on answer; if the
+node dies, Asterisk ends the Stasis call at the time-out and the dialplan's ``T`` extension
+takes the caller to the safe path. It tells the caller their place in line every
+``announce_interval`` seconds. When the service decides an offer, :meth:`QueueCalls.ring`
+creates the agent leg with the offer's fixed channel id (``offer-<call>-<n>``: a repeat is a
+409, never a second ringing phone; role ``agent``, the call's context in channel variables)
+and dials it. The agent leg's events go to the caller's task (it owns the leg's id): an answer
+moves both into a mixing bridge ``talk-<call>`` (CONNECT); a busy or failed leg is declined
+(RINGNOANSWER at once); the service's ring time-out cancels it (the leg is hung up). When
+either side of a connected call hangs up, the other is hung up (COMPLETECALLER /
+COMPLETEAGENT) and the agent wraps up. A caller who hangs up while waiting is ABANDON; one who
+waits past ``queue.max_wait_seconds`` leaves for a voice message (EXITWITHTIMEOUT): the
+handler sets ``HOTLINE_QUEUE_EXIT=voicemail`` and the dialplan records it on the safe path,
+which the backend sweeps in as a ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hotline.agi.ari import AriPort
+from hotline.agi.stasis import RESYNC, RoleHandler, Stasis
+from hotline.clock import Clock
+from hotline.config.settings import QueueSettings
+from hotline.errors import AriError
+from hotline.privacy import mask_phone
+from hotline.queue.acd import OfferDecision, Priority, classify
+from hotline.queue.agent import AgentStateError
+from hotline.queue.service import QueueService
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+CALLER_GONE = ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
+DIAL_FAILED = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL", "NOANSWER", "CANCEL", "DONTCALL"})
+EXIT_VARIABLE = "HOTLINE_QUEUE_EXIT"
+UTILITY_PRIORITY = "9"  # the IVR's HOTLINE_PRIORITY of a utility emergency (rule H-6)
+EMERGENCY_PRIORITY = "10"  # the emergency plan (rule E-1)
+
+
+def parse_args(args: list[str]) -> dict[str, str]:
+    """``key=value`` arguments from the dialplan; anything else is ignored (and logged)."""
+    out: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key:
+            out[key.strip()] = value.strip()
+        elif arg:
+            log.warning("queue: argument %r is not key=value; ignored", arg[:40])
+    return out
+
+
+def priority_of(context: Mapping[str, str]) -> Priority:
+    raw = context.get("priority", "")
+    return classify(
+        emergency_plan=raw == EMERGENCY_PRIORITY,
+        utility=raw == UTILITY_PRIORITY or bool(context.get("utility")),
+        ticket=context.get("ticket") or None,
+    )
+
+
+def skills_of(context: Mapping[str, str]) -> list[str]:
+    utility = context.get("utility", "")
+    return [f"utility:{utility}"] if utility else []
+
+
+@dataclass
+class QueueCall:
+    """One caller's stay: the events of the caller's channel and of the agent legs rung."""
+
+    call_id: str
+    caller: str
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    offers: dict[str, OfferDecision] = field(default_factory=dict)  # leg id -> offer
+    legs_done: dict[str, asyncio.Event] = field(default_factory=dict)
+    agent_leg: str | None = None  # the leg that answered
+    hold: str | None = None
+    talk: str | None = None
+    playback: str | None = None  # the position prompt playing, stopped on answer
+    announcements: int = 0
+
+    def deliver(self, event: Event) -> None:
+        self.events.put_nowait(event)
+
+    async def next(self, timeout: float) -> Event | None:
+        try:
+            return await asyncio.wait_for(self.events.get(), max(0.0, timeout))
+        except TimeoutError:
+            return None
+
+    def leg_gone(self, leg: str) -> None:
+        self.legs_done.setdefault(leg, asyncio.Event()).set()
+
+
+class QueueCalls:
+    def __init__(
+        self,
+        ari: AriPort,
+        app: str,
+        service: QueueService,
+        settings: QueueSettings,
+        clock: Clock,
+    ) -> None:
+        self.ari, self.app, self.service, self.cfg, self.clock = ari, app, service, settings, clock
+        self.calls: dict[str, QueueCall] = {}
+        self.stasis: Stasis | None = None
+
+    def roles(self) -> dict[str, RoleHandler]:
+        return {"queue": self.caller, "agent": self.agent}
+
+    def bind(self, stasis: Stasis) -> None:
+        self.stasis = stasis
+        self.service.control = self
+
+    # -- the service's call control ----------------------------------------------------------
+    async def ring(self, offer: OfferDecision) -> None:
+        call = self.calls.get(offer.call_id)
+        if call is None or self.stasis is None:
+            raise AriError(404, f"caller {offer.call_id} is not here")
+        leg = offer.offer_id
+        call.offers[leg] = offer
+        call.legs_done.setdefault(leg, asyncio.Event())
+        self.stasis.own(leg, call)  # before it exists: no event of it is missed
+        variables = {"HOTLINE_CALL": offer.call_id, "HOTLINE_AGENT": offer.agent_id}
+        if call.caller:  # agents are office staff and see the number (rule Y-1)
+            variables["CALLERID(num)"] = call.caller
+        try:
+            await self.ari.post(
+                "/channels/create",
+                endpoint=f"PJSIP/{offer.extension}",
+                app=self.app,
+                appArgs=f"agent,{offer.call_id}",
+                channelId=leg,
+                originator=offer.call_id,
+                body={"variables": variables},
+            )
+        except AriError as exc:
+            if exc.status == 409:  # this offer's leg exists already: it is ringing
+                log.warning("queue: offer %s placed twice; the second refused", leg)
+                return
+            raise
+        timeout = math.ceil(self.cfg.ring_timeout) + 5  # the service ends it first
+        await self.ari.post(f"/channels/{leg}/dial", caller=offer.call_id, timeout=timeout)
+
+    async def cancel(self, offer: OfferDecision) -> None:
+        await self._hang_up(offer.offer_id)
+
+    async def _hang_up(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):  # 404: gone already
+            await self.ari.delete(f"/channels/{channel_id}")
+
+    # -- the agent leg ---------------------------------------------------------------------
+    async def agent(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
+        """An agent leg entered the application: its events are its caller's; wait for its end."""
+        leg = str(channel["id"])
+        call = self.calls.get(args[0] if args else "")
+        if call is None or leg not in call.offers:
+            log.warning("queue: agent leg %s has no caller waiting; hung up", leg)
+            await self._hang_up(leg)
+            return
+        stasis.own(leg, call)
+        await call.legs_done.setdefault(leg, asyncio.Event()).wait()
+
+    # -- the caller ------------------------------------------------------------------------
+    async def caller(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
+        call_id = str(channel["id"])
+        number = str((channel.get("caller") or {}).get("number") or "")
+        call = QueueCall(call_id, number)
+        self.calls[call_id] = call
+        stasis.own(call_id, call)
+        try:
+            await self._stay(call, parse_args(args))
+        finally:
+            self.calls.pop(call_id, None)
+            for leg in call.offers:
+                stasis.release(leg)
+                if leg != call.agent_leg or call.talk is None:
+                    await self._hang_up(leg)
+                call.leg_gone(leg)
+            for bridge in (call.hold, call.talk):
+                if bridge:
+                    with contextlib.suppress(AriError):
+                        await self.ari.delete(f"/bridges/{bridge}")
+
+    async def _stay(self, call: QueueCall, context: Mapping[str, str]) -> None:
+        cid = call.call_id
+        call.hold = f"hold-{cid}"
+        await self.ari.post("/bridges", type="holding", bridgeId=call.hold, name=call.hold)
+        await self.ari.post(f"/bridges/{call.hold}/addChannel", channel=cid)
+        try:
+            await self.ari.post(f"/bridges/{call.hold}/moh", mohClass=self.cfg.moh_class)
+        except AriError as exc:
+            log.warning("queue: no music on hold for %s (%s)", cid, exc)
+        await self._dead_man(cid, self.cfg.dead_man_seconds)
+        await self.service.enter(
+            cid,
+            priority=priority_of(context),
+            skills=skills_of(context),
+            ticket=context.get("ticket") or None,
+            masked_caller=mask_phone(call.caller),
+        )
+        if await self.service.staffed() == 0:  # nobody to take it: a voice message
+            await self._overflow(call, "no agent on duty")
+            return
+        if await self._wait(call):
+            await self._talk(call)
+
+    async def _dead_man(self, cid: str, seconds: int) -> None:
+        """Asterisk's own time-out on the channel (0: off); its ``T`` is the safe path."""
+        await self.ari.post(
+            f"/channels/{cid}/variable", variable="TIMEOUT(absolute)", value=str(seconds)
+        )
+
+    async def _wait(self, call: QueueCall) -> bool:
+        """Until an agent answers (True) or the caller leaves the queue (False)."""
+        now = self.clock.monotonic
+        start = now()
+        leave_at = start + self.cfg.max_wait_seconds
+        announce_at = start + 1.0  # the first position soon after the transfer prompt
+        push_at = start + self.cfg.dead_man_seconds / 3
+        while True:
+            event = await call.next(min(leave_at, announce_at, push_at) - now())
+            if event is None:
+                t = now()
+                if t >= leave_at:
+                    await self._overflow(call, "waited too long")
+                    return False
+                if t >= push_at:
+                    if await self.service.staffed() == 0:  # the last agent left: a message
+                        await self._overflow(call, "no agent on duty any more")
+                        return False
+                    await self._dead_man(call.call_id, self.cfg.dead_man_seconds)
+                    push_at = t + self.cfg.dead_man_seconds / 3
+                if t >= announce_at:
+                    await self._announce(call)
+                    announce_at = t + self.cfg.announce_interval
+                continue
+            outcome = await self._waiting_event(call, event)
+            if outcome is not None:
+                return outcome
+
+    async def _waiting_event(self, call: QueueCall, event: Event) -> bool | None:
+        kind = event.get("type")
+        ident = str((event.get("channel") or {}).get("id", ""))
+        if kind == RESYNC:
+            return await self._resync_waiting(call)
+        if ident == call.call_id and kind in CALLER_GONE:
+            await self.service.abandon(call.call_id)
+            return False
+        offer = call.offers.get(ident) or call.offers.get(_dial_peer(event))
+        if offer is None:
+            return None
+        leg = offer.offer_id
+        if _answered(event):
+            return await self._connect(call, offer)
+        if kind in CALLER_GONE or _dial_status(event) in DIAL_FAILED:
+            if kind in CALLER_GONE:
+                call.leg_gone(leg)
+            log.info("queue: %s not taken (%s)", leg, _dial_status(event) or kind)
+            await self.service.declined(call.call_id, offer.agent_id, leg)
+            if kind not in CALLER_GONE:
+                await self._hang_up(leg)
+        return None
+
+    async def _resync_waiting(self, call: QueueCall) -> bool | None:
+        """The events socket was down: is the caller still there, and did an agent answer?"""
+        try:
+            await self.ari.get(f"/channels/{call.call_id}")
+        except AriError as exc:
+            if exc.status == 404:
+                await self.service.abandon(call.call_id)
+                return False
+            raise
+        for leg, offer in list(call.offers.items()):
+            if call.legs_done[leg].is_set():
+                continue
+            try:
+                state = (await self.ari.get(f"/channels/{leg}") or {}).get("state")
+            except AriError as exc:
+                if exc.status != 404:
+                    raise
+                call.leg_gone(leg)
+                await self.service.declined(call.call_id, offer.agent_id, leg)
+                continue
+            if state == "Up":
+                return await self._connect(call, offer)
+        return None
+
+    async def _connect(self, call: QueueCall, offer: OfferDecision) -> bool | None:
+        try:
+            await self.service.answered(call.call_id, offer.agent_id)
+        except AgentStateError:  # too late: the offer timed out or went to another agent
+            log.info("queue: %s answered after its offer ended; hung up", offer.offer_id)
+            await self._hang_up(offer.offer_id)
+            return None
+        cid, leg = call.call_id, offer.offer_id
+        call.agent_leg = leg
+        if call.playback:  # a prompt playing holds the caller's channel until it ends
+            with contextlib.suppress(AriError):
+                await self.ari.delete(f"/playbacks/{call.playback}")
+            call.playback = None
+        await self._dead_man(cid, 0)  # a talking call goes on even if this node stops
+        call.talk = f"talk-{cid}"
+        await self.ari.post("/bridges", type="mixing", bridgeId=call.talk, name=call.talk)
+        if call.hold:
+            with contextlib.suppress(AriError):
+                await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=cid)
+            with contextlib.suppress(AriError):
+                await self.ari.delete(f"/bridges/{call.hold}")
+            call.hold = None
+        await self.ari.post(f"/bridges/{call.talk}/addChannel", channel=f"{cid},{leg}")
+        # the other offers of this call (none in the model's design; a late leg) go
+        for other in call.offers:
+            if other != leg and not call.legs_done[other].is_set():
+                await self._hang_up(other)
+        return True
+
+    async def _talk(self, call: QueueCall) -> None:
+        leg = call.agent_leg
+        assert leg is not None
+        while True:
+            event = await call.next(60.0)
+            if event is None:
+                continue
+            kind = event.get("type")
+            ident = str((event.get("channel") or {}).get("id", ""))
+            if kind == RESYNC:
+                ended = await self._resync_talking(call, leg)
+                if ended:
+                    return
+                continue
+            if kind not in CALLER_GONE or ident not in (call.call_id, leg):
+                continue
+            by: Literal["caller", "agent"] = "caller" if ident == call.call_id else "agent"
+            await self.service.ended(call.call_id, by=by)
+            if by == "agent":
+                call.leg_gone(leg)
+                await self._hang_up(call.call_id)
+            else:
+                await self._hang_up(leg)
+            return
+
+    async def _resync_talking(self, call: QueueCall, leg: str) -> bool:
+        gone = []
+        for ident in (call.call_id, leg):
+            try:
+                await self.ari.get(f"/channels/{ident}")
+            except AriError as exc:
+                if exc.status != 404:
+                    raise
+                gone.append(ident)
+        if not gone:
+            return False
+        by: Literal["caller", "agent"] = "caller" if call.call_id in gone else "agent"
+        await self.service.ended(call.call_id, by=by)
+        await self._hang_up(leg if by == "caller" else call.call_id)
+        return True
+
+    async def _announce(self, call: QueueCall) -> None:
+        place = await self.service.position(call.call_id)
+        if place is None:
+            return
+        position, wait = place
+        if position == 1:
+            prompts = ["queue_next"]
+        elif position <= 31:
+            prompts = ["queue_ahead", f"n_{position - 1}", "queue_callers"]
+        else:
+            prompts = ["queue_many"]
+        minutes = math.ceil(wait / 60) if math.isfinite(wait) else 0
+        if position > 1 and 1 <= minutes <= 31:
+            prompts += ["queue_wait", f"n_{minutes}", "queue_minutes"]
+        media = ",".join(f"sound:hotline/{p}" for p in prompts)
+        call.announcements += 1
+        call.playback = f"pos-{call.call_id}-{call.announcements}"
+        with contextlib.suppress(AriError):
+            await self.ari.post(
+                f"/channels/{call.call_id}/play", media=media, playbackId=call.playback
+            )
+
+    async def _overflow(self, call: QueueCall, why: str) -> None:
+        log.info("queue: %s leaves for a voice message (%s)", call.call_id, why)
+        await self.service.overflow(call.call_id)
+        await self.ari.post(
+            f"/channels/{call.call_id}/variable", variable=EXIT_VARIABLE, value="voicemail"
+        )
+        await self._dead_man(call.call_id, 0)
+        if call.hold:
+            with contextlib.suppress(AriError):
+                await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=call.call_id)
+        await self.ari.post(f"/channels/{call.call_id}/continue")
+
+
+def _dial_status(event: Event) -> str:
+    return str(event.get("dialstatus") or "") if event.get("type") == "Dial" else ""
+
+
+def _dial_peer(event: Event) -> str:
+    return str((event.get("peer") or {}).get("id", "")) if event.get("type") == "Dial" else ""
+
+
+def _answered(event: Event) -> bool:
+    if event.get("type") == "Dial":
+        return event.get("dialstatus") == "ANSWER"
+    if event.get("type") == "ChannelStateChange":
+        return (event.get("channel") or {}).get("state") == "Up"
+    return False

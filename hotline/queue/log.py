@@ -1,0 +1,169 @@
+"""The queue log: every queue event stored, and exported as Asterisk's ``queue_log`` lines.
+
+The ACD model (:mod:`hotline.queue.acd`) names and fills each record as app_queue does
+(ENTERQUEUE, CONNECT, RINGNOANSWER, RINGCANCELED, ABANDON, EXITWITHTIMEOUT, COMPLETECALLER,
+COMPLETEAGENT, PAUSE, UNPAUSE, AGENTLOGIN, AGENTLOGOFF, with app_queue's data fields). The
+writer stamps each with the wall clock and a key (node and sequence number) and inserts them in
+batches off the call path: a call never waits for the database. While the database is away the
+records wait in memory (up to ``limit``; beyond that the oldest are dropped and counted, with a
+warning) and go in when it is back; a batch whose commit answer was lost is written again and
+the key makes the second write a no-op.
+
+:func:`queue_log_line` renders a row as app_queue writes it —
+``epoch|callid|queue|agent|event|data1|data2|…`` — so call-centre reporting tools that read
+``/var/log/asterisk/queue_log`` read ours (``hotline queue-log`` prints them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.clock import Clock
+from hotline.db import metadata
+from hotline.queue.acd import QueueEvent
+
+log = logging.getLogger(__name__)
+
+queue_log = sa.Table(  # the migration is 0006
+    "queue_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(120), nullable=False, unique=True),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("call_id", sa.String(100), nullable=False),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("data", sa.String(500), nullable=False),  # the data fields, joined with "|"
+    sa.Index("ix_queue_log_call_id", "call_id"),
+    sa.Index("ix_queue_log_time", "time"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    key: str
+    time: datetime
+    call_id: str
+    queue: str
+    agent: str
+    event: str
+    data: tuple[str, ...]
+
+
+def queue_log_line(row: LogRow) -> str:
+    """app_queue's line: ``epoch|callid|queue|agent|event|data1|…`` (no field has a "|")."""
+    fields = (str(int(row.time.timestamp())), row.call_id, row.queue, row.agent, row.event)
+    return "|".join(f.replace("|", "/") for f in fields + row.data)
+
+
+class QueueLog:
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        clock: Clock,
+        node: str,
+        queue: str = "hotline",
+        limit: int = 100_000,
+    ) -> None:
+        self.engine, self.clock, self.node, self.queue = engine, clock, node, queue
+        self.pending: deque[LogRow] = deque()
+        self.limit = limit
+        self.dropped = 0
+        self.recent: deque[LogRow] = deque(maxlen=1000)  # for the metrics and tests' eyes
+        self._seq = itertools.count(1)
+        self._stamp = f"{int(clock.now().timestamp())}"  # one process's keys never clash
+        self._lock = asyncio.Lock()
+
+    def add(self, records: Iterable[QueueEvent]) -> list[LogRow]:
+        now = self.clock.now()
+        rows = [
+            LogRow(
+                f"{self.node}:{self._stamp}:{next(self._seq)}",
+                now,
+                r.call_id,
+                self.queue,
+                r.agent,
+                r.event,
+                r.data,
+            )
+            for r in records
+        ]
+        for row in rows:
+            data = "|".join(row.data)
+            log.info("queue %s %s agent=%s %s", row.event, row.call_id, row.agent, data)
+        self.pending.extend(rows)
+        self.recent.extend(rows)
+        while len(self.pending) > self.limit:
+            self.pending.popleft()
+            self.dropped += 1
+            if self.dropped in (1, 100, 10_000) or self.dropped % 100_000 == 0:
+                log.warning("queue log: %d records dropped (database away too long)", self.dropped)
+        return rows
+
+    async def flush(self) -> int:
+        """Write what waits; how many rows went in (an error leaves them waiting)."""
+        if self.engine is None:
+            self.pending.clear()
+            return 0
+        async with self._lock:
+            batch = list(self.pending)
+            if not batch:
+                return 0
+            async with self.engine.begin() as conn:
+                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                await conn.execute(
+                    insert(queue_log).on_conflict_do_nothing(index_elements=["key"]),
+                    [
+                        {
+                            "key": r.key,
+                            "time": r.time,
+                            "call_id": r.call_id,
+                            "queue": r.queue,
+                            "agent": r.agent,
+                            "event": r.event,
+                            "data": "|".join(r.data)[:500],
+                        }
+                        for r in batch
+                    ],
+                )
+            for _ in batch:
+                self.pending.popleft()
+            return len(batch)
+
+
+async def read(
+    engine: AsyncEngine,
+    *,
+    call_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LogRow]:
+    query = sa.select(queue_log).order_by(queue_log.c.id)
+    if call_id is not None:
+        query = query.where(queue_log.c.call_id == call_id)
+    if since is not None:
+        query = query.where(queue_log.c.time >= since)
+    if until is not None:
+        query = query.where(queue_log.c.time < until)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_row(r) for r in rows]
+
+
+def _row(r: sa.RowMapping) -> LogRow:
+    data: Sequence[str] = r["data"].split("|") if r["data"] else ()
+    return LogRow(
+        r["key"], r["time"], r["call_id"], r["queue"], r["agent"], r["event"], tuple(data)
+    )

@@ -1,0 +1,103 @@
+"""The ACD's Redis store against the real Redis: concurrent dispatchers on two "nodes" never
+give one call to two agents nor two calls to one agent; refusals and no-ops write nothing; and
+the same queue behaves the same on the memory store and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from redis.asyncio import Redis
+
+from hotline.errors import Conflict
+from hotline.queue.acd import Acd, AcdConfig, Outcome, Priority
+from hotline.queue.agent import Login
+from hotline.queue.service import merge
+from hotline.queue.store import Change, MemoryQueueStore, QueueStore, RedisQueueStore
+from tests.conftest import REDIS_URL
+
+CONFIG = AcdConfig(ring_timeout=15, wrap_up_seconds=5)
+
+
+def dispatch_after(change: Change) -> Change:
+    """The change, then a dispatch, as one step (as the queue service runs every change)."""
+
+    def step(acd: Acd, now: float) -> Outcome:
+        return merge(change(acd, now), acd.dispatch(now))
+
+    return step
+
+
+async def test_two_nodes_dispatching_at_once_never_double_assign(
+    redis: tuple[Redis, str],
+) -> None:
+    _, prefix = redis
+    clients = [Redis.from_url(REDIS_URL) for _ in range(2)]
+    nodes = [RedisQueueStore(c, prefix, CONFIG) for c in clients]
+    try:
+        for n in range(10):
+            await nodes[n % 2].apply(
+                lambda acd, now, n=n: acd.command(f"a{n:02}", Login(f"80{n:02}"), now), 0.0
+            )
+        offers = []
+        clock = itertools.count(1)
+
+        async def caller(i: int) -> None:
+            node = nodes[i % 2]
+            out = await node.apply(
+                dispatch_after(lambda acd, now: acd.enter(f"c{i:02}", now)), float(next(clock))
+            )
+            offers.extend(out.offers)
+            again = await node.apply(lambda acd, now: acd.dispatch(now), float(next(clock)))
+            offers.extend(again.offers)
+
+        await asyncio.gather(*(caller(i) for i in range(50)))  # a burst of 50 on two nodes
+        assert len(offers) == 10  # ten agents: ten offers, no more
+        assert len({o.agent_id for o in offers}) == 10  # no agent has two calls
+        assert len({o.call_id for o in offers}) == 10  # no call has two agents
+        assert sum(n.conflicts for n in nodes) > 0  # they did collide, and it held
+        snapshot = await nodes[0].read(lambda acd, now: acd.snapshot(now), 100.0)
+        ringing = {a.agent_id: a.call_id for a in snapshot.agents if a.state.value == "ringing"}
+        assert ringing == {o.agent_id: o.call_id for o in offers}
+        assert len(snapshot.waiting) == 50
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_a_refusal_and_a_change_of_nothing_write_nothing(redis: tuple[Redis, str]) -> None:
+    client, prefix = redis
+    store = RedisQueueStore(client, prefix, CONFIG)
+    await store.apply(lambda acd, now: acd.command("a1", Login("8001"), now), 0.0)
+    version = await client.get(store.version_key)
+    with pytest.raises(Conflict):
+        await store.apply(lambda acd, now: acd.command("a2", Login("8001"), now), 1.0)
+    await store.apply(lambda acd, now: acd.dispatch(now), 2.0)  # nobody waiting: no change
+    assert await client.get(store.version_key) == version
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, redis: tuple[Redis, str]) -> QueueStore:
+    if request.param == "memory":
+        return MemoryQueueStore(CONFIG)
+    client, prefix = redis
+    return RedisQueueStore(client, prefix, CONFIG)
+
+
+async def test_the_same_queue_on_either_store(store: QueueStore) -> None:
+    await store.apply(lambda acd, now: acd.command("a1", Login("8001"), now), 0.0)
+    await store.apply(lambda acd, now: acd.enter("c1", now), 1.0)
+    out = await store.apply(
+        dispatch_after(lambda acd, now: acd.enter("c2", now, priority=Priority.UTILITY)), 2.0
+    )
+    assert [(o.call_id, o.agent_id, o.offer_id) for o in out.offers] == [
+        ("c2", "a1", "offer-c2-1")  # the utility call, though it came second
+    ]
+    expired = await store.apply(lambda acd, now: acd.expire(now), 17.0)
+    assert [r.event for r in expired.records] == ["RINGNOANSWER"]
+    again = await store.apply(lambda acd, now: acd.dispatch(now), 17.0)
+    assert [o.offer_id for o in again.offers] == ["offer-c2-2"]
+    await store.apply(lambda acd, now: acd.answered("c2", "a1", now), 18.0)
+    wait = await store.read(lambda acd, now: acd.estimated_wait(Priority.NORMAL, now), 18.0)
+    assert wait == pytest.approx(2 * 180.0)  # c1 and a newcomer ahead of one busy agent

@@ -1,0 +1,248 @@
+"""Queue calls over the fake Asterisk and the memory store: the caller's holding bridge, the
+agent leg's fixed channel id, the mixing bridge on answer, hang-ups either side, busy agents,
+abandons, overflow, and the queue log the service keeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from hotline.agi.fake_ari import FakeAsterisk, Request
+from hotline.agi.stasis import Stasis
+from hotline.clock import SystemClock
+from hotline.config.settings import QueueSettings
+from hotline.errors import AriError
+from hotline.queue.acd import AcdConfig
+from hotline.queue.calls import QueueCalls, parse_args, priority_of, skills_of
+from hotline.queue.log import QueueLog
+from hotline.queue.service import QueueService
+from hotline.queue.store import MemoryQueueStore
+
+CALL = "c1"
+ARGS = ["queue", "type=help", "priority=0", "utility=", "ticket=", "path=menu:2"]
+
+
+@dataclass
+class World:
+    fake: FakeAsterisk
+    service: QueueService
+    calls: QueueCalls
+    stasis: Stasis
+
+    def records(self) -> list[tuple[str, str, str]]:
+        return [(r.call_id, r.agent, r.event) for r in self.service.log.recent]
+
+    def sent(self, method: str, prefix: str) -> list[Request]:
+        return [r for r in self.fake.requests if r.method == method and r.path.startswith(prefix)]
+
+    def caller_enters(self, call_id: str = CALL, args: list[str] = ARGS) -> None:
+        self.fake.channels[call_id] = {"id": call_id, "state": "Up"}
+        self.stasis.dispatch(
+            {
+                "type": "StasisStart",
+                "channel": {"id": call_id, "caller": {"number": "13912345678"}},
+                "args": args,
+            }
+        )
+
+    def leg_enters(self, leg: str, call_id: str = CALL) -> None:
+        self.fake.channels[leg] = {"id": leg, "state": "Down"}
+        self.stasis.dispatch(
+            {"type": "StasisStart", "channel": {"id": leg}, "args": ["agent", call_id]}
+        )
+
+    def event(self, kind: str, ident: str, **more: Any) -> None:
+        self.stasis.dispatch({"type": kind, "channel": {"id": ident, **more}})
+
+    def gone(self, ident: str) -> None:
+        self.fake.channels.pop(ident, None)
+        self.event("ChannelDestroyed", ident)
+
+
+async def until(check: Callable[[], Any], rounds: int = 400) -> Any:
+    for _ in range(rounds):
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never held")
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    fake = FakeAsterisk()
+    clock = SystemClock()
+    config = AcdConfig(ring_timeout=15, max_misses=2, wrap_up_seconds=30)
+    service = QueueService(MemoryQueueStore(config), QueueLog(None, clock, "n1"), clock)
+    settings = QueueSettings(announce_interval=3600, max_wait_seconds=3600)
+    calls = QueueCalls(fake, "hotline", service, settings, clock)
+    stasis = Stasis(fake, "hotline", calls.roles(), clock)
+    calls.bind(stasis)
+    yield World(fake, service, calls, stasis)
+    await stasis.close()
+    await service.close()
+
+
+async def test_a_caller_waits_in_a_holding_bridge_and_the_agent_leg_has_a_fixed_id(
+    world: World,
+) -> None:
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    create = await until(lambda: world.sent("POST", "/channels/create"))
+    assert world.sent("POST", "/bridges")[0].params == {
+        "type": "holding",
+        "bridgeId": f"hold-{CALL}",
+        "name": f"hold-{CALL}",
+    }
+    assert world.sent("POST", f"/bridges/hold-{CALL}/addChannel")[0].params == {"channel": CALL}
+    timeout = world.sent("POST", f"/channels/{CALL}/variable")[0].params
+    assert timeout == {"variable": "TIMEOUT(absolute)", "value": "20"}  # the dead-man switch
+    (leg,) = create
+    assert leg.params == {
+        "endpoint": "PJSIP/8001",
+        "app": "hotline",
+        "appArgs": f"agent,{CALL}",
+        "channelId": f"offer-{CALL}-1",
+        "originator": CALL,
+    }
+    assert leg.body == {
+        "variables": {
+            "HOTLINE_CALL": CALL,
+            "HOTLINE_AGENT": "a1",
+            "CALLERID(num)": "13912345678",  # the agent sees the number (office staff)
+        }
+    }
+    (dial,) = await until(lambda: world.sent("POST", f"/channels/offer-{CALL}-1/dial"))
+    assert dial.params == {"caller": CALL, "timeout": 20}
+    assert world.records()[-1] == (CALL, "NONE", "ENTERQUEUE")
+
+
+async def test_an_answer_bridges_both_and_a_hang_up_ends_the_other_leg_and_wraps_up(
+    world: World,
+) -> None:
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    leg = f"offer-{CALL}-1"
+    await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
+    world.leg_enters(leg)
+    world.event("ChannelStateChange", leg, state="Up")
+    (joined,) = await until(lambda: world.sent("POST", f"/bridges/talk-{CALL}/addChannel"))
+    assert joined.params == {"channel": f"{CALL},{leg}"}
+    assert {"type": "mixing", "bridgeId": f"talk-{CALL}", "name": f"talk-{CALL}"} in [
+        r.params for r in world.sent("POST", "/bridges")
+    ]
+    assert [r.params for r in world.sent("POST", f"/channels/{CALL}/variable")][-1] == {
+        "variable": "TIMEOUT(absolute)",
+        "value": "0",  # a talking call goes on whatever happens to this node
+    }
+    assert world.sent("DELETE", f"/bridges/hold-{CALL}")
+    assert (CALL, "a1", "CONNECT") in world.records()
+
+    world.gone(leg)  # the agent hangs up
+    await until(lambda: world.sent("DELETE", f"/channels/{CALL}"))  # so does the caller
+    assert world.records()[-1] == (CALL, "a1", "COMPLETEAGENT")
+    snapshot = await world.service.snapshot()
+    assert snapshot.agents[0].state.value == "wrap_up"
+    await until(lambda: world.sent("DELETE", f"/bridges/talk-{CALL}"))
+
+
+async def test_the_caller_hanging_up_first_is_completecaller_and_the_agent_leg_goes(
+    world: World,
+) -> None:
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    leg = f"offer-{CALL}-1"
+    await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
+    world.leg_enters(leg)
+    world.stasis.dispatch({"type": "Dial", "peer": {"id": leg}, "dialstatus": "ANSWER"})
+    await until(lambda: world.sent("POST", f"/bridges/talk-{CALL}/addChannel"))
+    world.gone(CALL)
+    await until(lambda: world.sent("DELETE", f"/channels/{leg}"))
+    assert world.records()[-1] == (CALL, "a1", "COMPLETECALLER")
+
+
+async def test_a_busy_agent_is_a_miss_at_once_and_the_next_agent_rings(world: World) -> None:
+    await world.service.login("a1", "8001", {})
+    await world.service.login("a2", "8002", {})
+    world.caller_enters()
+    await until(lambda: world.sent("POST", f"/channels/offer-{CALL}-1/dial"))
+    world.stasis.dispatch({"type": "Dial", "peer": {"id": f"offer-{CALL}-1"}, "dialstatus": "BUSY"})
+    await until(lambda: world.sent("POST", f"/channels/offer-{CALL}-2/dial"))
+    create = world.sent("POST", "/channels/create")[-1]
+    assert create.params["endpoint"] == "PJSIP/8002"
+    assert (CALL, "a1", "RINGNOANSWER") in world.records()
+    assert world.sent("DELETE", f"/channels/offer-{CALL}-1")
+
+
+async def test_an_agent_leg_that_cannot_be_created_is_declined_and_offered_on(
+    world: World,
+) -> None:
+    world.fake.replies["POST", "/channels/create"] = AriError(500, "Allocation failed")
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    await until(lambda: (CALL, "a1", "RINGNOANSWER") in world.records())
+    snapshot = await world.service.snapshot()
+    assert snapshot.waiting[0].call_id == CALL  # still waiting, not lost
+
+
+async def test_an_offer_placed_twice_is_refused_by_its_channel_id_and_rings_once(
+    world: World,
+) -> None:
+    world.fake.replies["POST", "/channels/create"] = AriError(409, "Channel with given unique ID")
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    await until(lambda: world.sent("POST", "/channels/create"))
+    await asyncio.sleep(0.05)
+    assert not world.sent("POST", f"/channels/offer-{CALL}-1/dial")  # no second ringing phone
+    assert (CALL, "a1", "RINGNOANSWER") not in world.records()
+
+
+async def test_a_caller_hanging_up_while_the_agent_rings_is_an_abandon_and_cancels_the_ring(
+    world: World,
+) -> None:
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    leg = f"offer-{CALL}-1"
+    await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
+    world.gone(CALL)
+    await until(lambda: world.sent("DELETE", f"/channels/{leg}"))
+    assert [r[2] for r in world.records() if r[0] == CALL] == [
+        "ENTERQUEUE",
+        "RINGCANCELED",
+        "ABANDON",
+    ]
+    snapshot = await world.service.snapshot()
+    assert snapshot.agents[0].state.value == "ready"
+    assert snapshot.waiting == ()
+
+
+async def test_with_nobody_staffed_the_caller_leaves_for_a_voice_message(world: World) -> None:
+    world.caller_enters()
+    await until(lambda: world.sent("POST", f"/channels/{CALL}/continue"))
+    variables = [r.params for r in world.sent("POST", f"/channels/{CALL}/variable")]
+    assert {"variable": "HOTLINE_QUEUE_EXIT", "value": "voicemail"} in variables
+    assert [r[2] for r in world.records()] == ["ENTERQUEUE", "EXITWITHTIMEOUT"]
+
+
+async def test_after_a_lost_socket_a_caller_who_left_unseen_is_an_abandon(world: World) -> None:
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    await until(lambda: world.sent("POST", f"/channels/offer-{CALL}-1/dial"))
+    world.fake.channels.pop(CALL)  # the caller left while the events socket was down
+    world.calls.calls[CALL].deliver({"type": "HotlineResync"})
+    await until(lambda: (CALL, "NONE", "ABANDON") in world.records())
+    assert world.sent("DELETE", f"/channels/offer-{CALL}-1")  # the ringing phone stops
+
+
+def test_the_dialplan_arguments_give_priority_and_skills() -> None:
+    context = parse_args(["type=help", "priority=9", "utility=water", "ticket=", "junk"])
+    assert context == {"type": "help", "priority": "9", "utility": "water", "ticket": ""}
+    assert priority_of(context).name == "UTILITY"
+    assert skills_of(context) == ["utility:water"]
+    assert priority_of({"priority": "0", "ticket": "12345-2026-000001"}).name == "REPEAT"
+    assert priority_of({"priority": "10"}).name == "EMERGENCY"
+    assert priority_of({"priority": "0"}).name == "NORMAL"
