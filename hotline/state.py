@@ -71,9 +71,9 @@ class Keys:
     def node(self, node: str) -> str:
         return f"{self.prefix}nodes:{node}"
 
-    # the ACD (hotline/queue/store.py): the model's state and its version, per queue
-    def acd_state(self, queue: str) -> str:
-        return f"{self.prefix}acd:{queue}:state"
+    # the ACD (hotline/queue/store.py): the model's state by part, and its version, per queue
+    def acd_part(self, queue: str, part: str) -> str:
+        return f"{self.prefix}acd:{queue}:{part}"
 
     def acd_version(self, queue: str) -> str:
         return f"{self.prefix}acd:{queue}:version"

@@ -79,6 +79,7 @@ class Stasis:
         self.background = Background("stasis")
         self.connected = asyncio.Event()
         self.adopted = 0  # channels found unowned on a (re)connect and sent to the safe path
+        self.on_connect: list[Callable[[], Awaitable[object]]] = []  # rebuild after a gap
 
     # -- ownership ------------------------------------------------------------------------
     def own(self, ident: str, owner: Owner) -> None:
@@ -110,6 +111,8 @@ class Stasis:
         for owner in list(self.owners.values()):
             owner.deliver({"type": RESYNC})
         self.background.submit(self.adopt(), "adopt unowned channels")
+        for rebuild in self.on_connect:
+            self.background.submit(_logged(rebuild), "rebuild after a (re)connect")
 
     async def adopt(self) -> int:
         """Send every channel of this application that nobody here runs back to the dialplan
@@ -196,3 +199,10 @@ class Stasis:
         """Let running calls finish for up to ``grace`` seconds, then send the rest back to
         the dialplan."""
         await self.background.close(grace)
+
+
+async def _logged(rebuild: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await rebuild()
+    except Exception:
+        log.exception("ARI: rebuilding after a (re)connect failed")

@@ -62,7 +62,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from hotline.privacy import mask_phone
 from hotline.queue.agent import (
@@ -264,6 +264,9 @@ class Acd:
     def waiting(self) -> tuple[WaitingCall, ...]:
         """The waiting calls (ringing ones included) in the order they are served."""
         return tuple(sorted(self._waiting.values(), key=lambda c: c.order))
+
+    def waiting_call(self, call_id: str) -> WaitingCall | None:
+        return self._waiting.get(call_id)
 
     @property
     def connected(self) -> Mapping[str, Connected]:
@@ -557,95 +560,114 @@ def _agent_records(
 
 
 # -- the state as plain data (a store keeps it as JSON) ----------------------------------------
-def dump(acd: Acd) -> dict[str, object]:
-    """Everything the model holds, as JSON-ready data; :func:`load` gives the model back."""
-
-    def agent(a: Agent) -> dict[str, object]:
-        deferred = a.deferred
-        return {
-            "id": a.agent_id,
-            "ext": a.extension,
-            "skills": dict(a.skills),
-            "state": a.state.value,
-            "since": a.state_since,
-            "idle": a.idle_since,
-            "misses": a.misses,
-            "call": a.call_id,
-            "offer": a.offer_id,
-            "reason": a.pause_reason,
-            "deferred": None
-            if deferred is None
-            else ["logout"]
-            if isinstance(deferred, LogoutAfterCall)
-            else ["pause", deferred.reason],
-            "login": a.logged_in_at,
-        }
-
-    def offer(o: OfferDecision | None) -> list[str] | None:
-        return None if o is None else [o.call_id, o.agent_id, o.extension, o.offer_id]
-
-    def call(c: WaitingCall) -> dict[str, object]:
-        return {
-            "id": c.call_id,
-            "prio": int(c.priority),
-            "at": c.entered_at,
-            "skills": sorted(c.skills),
-            "ticket": c.ticket,
-            "missed": sorted(c.offered_to),
-            "orig": c.origposition,
-            "offers": c.offers,
-            "offer": offer(c.offer),
-            "offered_at": c.offered_at,
-        }
-
+def dump_agent(a: Agent) -> dict[str, object]:
+    deferred = a.deferred
     return {
-        "handle_time": acd.handle_time,
-        "agents": [agent(a) for a in acd._agents.values()],
-        "waiting": [call(c) for c in acd._waiting.values()],
-        "connected": [
-            [c.call_id, c.agent_id, c.offer_id, c.entered_at, c.answered_at, c.origposition]
-            for c in acd._connected.values()
-        ],
+        "id": a.agent_id,
+        "ext": a.extension,
+        "skills": dict(a.skills),
+        "state": a.state.value,
+        "since": a.state_since,
+        "idle": a.idle_since,
+        "misses": a.misses,
+        "call": a.call_id,
+        "offer": a.offer_id,
+        "reason": a.pause_reason,
+        "deferred": None
+        if deferred is None
+        else ["logout"]
+        if isinstance(deferred, LogoutAfterCall)
+        else ["pause", deferred.reason],
+        "login": a.logged_in_at,
     }
 
 
-def load(config: AcdConfig | None, data: Mapping[str, object]) -> Acd:
+def load_agent(a: Mapping[str, Any]) -> Agent:
+    deferred = a["deferred"]
+    return Agent(
+        a["id"],
+        a["ext"],
+        dict(a["skills"]),
+        AgentState(a["state"]),
+        a["since"],
+        a["idle"],
+        a["misses"],
+        a["call"],
+        a["offer"],
+        a["reason"],
+        None
+        if deferred is None
+        else LogoutAfterCall()
+        if deferred[0] == "logout"
+        else PauseAfterCall(deferred[1]),
+        a["login"],
+    )
+
+
+def dump_waiting(c: WaitingCall) -> dict[str, object]:
+    o = c.offer
+    return {
+        "id": c.call_id,
+        "prio": int(c.priority),
+        "at": c.entered_at,
+        "skills": sorted(c.skills),
+        "ticket": c.ticket,
+        "missed": sorted(c.offered_to),
+        "orig": c.origposition,
+        "offers": c.offers,
+        "offer": None if o is None else [o.call_id, o.agent_id, o.extension, o.offer_id],
+        "offered_at": c.offered_at,
+    }
+
+
+def load_waiting(c: Mapping[str, Any]) -> WaitingCall:
+    o = c["offer"]
+    return WaitingCall(
+        c["id"],
+        Priority(c["prio"]),
+        c["at"],
+        frozenset(c["skills"]),
+        c["ticket"],
+        set(c["missed"]),
+        c["orig"],
+        c["offers"],
+        None if o is None else OfferDecision(*o),
+        c["offered_at"],
+    )
+
+
+def dump_connected(c: Connected) -> list[object]:
+    return [c.call_id, c.agent_id, c.offer_id, c.entered_at, c.answered_at, c.origposition]
+
+
+def dump(acd: Acd) -> dict[str, Any]:
+    """Everything the model holds, as JSON-ready data; :func:`load` gives the model back."""
+    return {
+        "handle_time": acd.handle_time,
+        "agents": {k: dump_agent(a) for k, a in acd._agents.items()},
+        "waiting": {k: dump_waiting(c) for k, c in acd._waiting.items()},
+        "connected": {k: dump_connected(c) for k, c in acd._connected.items()},
+    }
+
+
+def load(config: AcdConfig | None, data: Mapping[str, Any]) -> Acd:
     acd = Acd(config)
-    acd.handle_time = float(data.get("handle_time", acd.handle_time))  # type: ignore[arg-type]
-    for a in data.get("agents", []):  # type: ignore[attr-defined]
-        deferred = a["deferred"]
-        acd._agents[a["id"]] = Agent(
-            a["id"],
-            a["ext"],
-            dict(a["skills"]),
-            AgentState(a["state"]),
-            a["since"],
-            a["idle"],
-            a["misses"],
-            a["call"],
-            a["offer"],
-            a["reason"],
-            None
-            if deferred is None
-            else LogoutAfterCall()
-            if deferred[0] == "logout"
-            else PauseAfterCall(deferred[1]),
-            a["login"],
-        )
-    for c in data.get("waiting", []):  # type: ignore[attr-defined]
-        o = c["offer"]
-        acd._waiting[c["id"]] = WaitingCall(
-            c["id"],
-            Priority(c["prio"]),
-            c["at"],
-            frozenset(c["skills"]),
-            c["ticket"],
-            set(c["missed"]),
-            c["orig"],
-            c["offers"],
-            None if o is None else OfferDecision(*o),
-            c["offered_at"],
-        )
-    for row in data.get("connected", []):  # type: ignore[attr-defined]
-        acd._connected[row[0]] = Connected(*row)
+    acd.handle_time = float(data.get("handle_time", acd.handle_time))
+    acd._agents = {k: load_agent(v) for k, v in data.get("agents", {}).items()}
+    acd._waiting = {k: load_waiting(v) for k, v in data.get("waiting", {}).items()}
+    acd._connected = {k: Connected(*v) for k, v in data.get("connected", {}).items()}
     return acd
+
+
+def touched(outcome: Outcome) -> tuple[set[str], set[str]]:
+    """The agents and the calls an outcome's change touched: every method of the model names
+    what it changes in its outcome (records, offers, cancels, agent changes) — a store writes
+    only these."""
+    agents = {c.agent_id for c in outcome.changes}
+    agents |= {r.agent for r in outcome.records if r.agent != NONE}
+    calls = {r.call_id for r in outcome.records if r.call_id != NONE}
+    for o in (*outcome.offers, *outcome.cancels):
+        agents.add(o.agent_id)
+        calls.add(o.call_id)
+    calls |= {c.call_id for c in outcome.changes if c.call_id}
+    return agents, calls

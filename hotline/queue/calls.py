@@ -128,6 +128,25 @@ class QueueCalls:
     def bind(self, stasis: Stasis) -> None:
         self.stasis = stasis
         self.service.control = self
+        stasis.on_connect.append(self.rebuild)
+
+    async def rebuild(self) -> None:
+        """After a (re)connect — Asterisk replays nothing: bring the queue back to what
+        Asterisk has (an agent ringing or talking on a leg that is gone goes back to a true
+        state, a waiting caller who is gone is an abandon), and delete the queue's bridges
+        that no caller here holds any more (left by a node that stopped)."""
+        channels = await self.ari.get("/channels") or []
+        live = {str(c["id"]) for c in channels if c.get("id")}
+        placing = {leg for call in self.calls.values() for leg in call.offers}
+        await self.service.reconcile(live | placing | set(self.calls))
+        for bridge in await self.ari.get("/bridges") or []:
+            ident = str(bridge.get("id", ""))
+            kind, _, call_id = ident.partition("-")
+            ours = kind in ("hold", "talk") and call_id not in self.calls
+            if ours and not bridge.get("channels"):
+                log.warning("queue: bridge %s left behind; deleted", ident)
+                with contextlib.suppress(AriError):
+                    await self.ari.delete(f"/bridges/{ident}")
 
     # -- the service's call control ----------------------------------------------------------
     async def ring(self, offer: OfferDecision) -> None:

@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from hotline.errors import Conflict
-from hotline.queue.acd import Acd, AcdConfig, Outcome, Priority
-from hotline.queue.agent import Login
+from hotline.queue.acd import Acd, AcdConfig, Outcome, Priority, dump
+from hotline.queue.agent import Login, Logout, PauseAfterCall, Unpause
 from hotline.queue.service import merge
 from hotline.queue.store import Change, MemoryQueueStore, QueueStore, RedisQueueStore
 from tests.conftest import REDIS_URL
@@ -101,3 +101,52 @@ async def test_the_same_queue_on_either_store(store: QueueStore) -> None:
     await store.apply(lambda acd, now: acd.answered("c2", "a1", now), 18.0)
     wait = await store.read(lambda acd, now: acd.estimated_wait(Priority.NORMAL, now), 18.0)
     assert wait == pytest.approx(2 * 180.0)  # c1 and a newcomer ahead of one busy agent
+
+
+async def test_what_redis_holds_is_the_model_after_every_kind_of_change(
+    redis: tuple[Redis, str],
+) -> None:
+    """The store writes only what each change touched: after a day's worth of every method of
+    the model, what Redis holds is exactly the model's whole state."""
+    client, prefix = redis
+    store = RedisQueueStore(client, prefix, AcdConfig(max_misses=1, wrap_up_seconds=3))
+    other = RedisQueueStore(Redis.from_url(REDIS_URL), prefix, store.config)  # a second node
+
+    async def check(node: RedisQueueStore) -> None:
+        model = await node.read(lambda acd, now: dump(acd), 0.0)
+        held = await node.stored()
+        assert held["agents"] == model["agents"]
+        assert held["waiting"] == model["waiting"]
+        assert held["connected"] == {k: list(v) for k, v in model["connected"].items()}
+
+    steps: list[tuple[RedisQueueStore, Change]] = [
+        (store, lambda acd, now: acd.command("a1", Login("8001", {"utility:water": 5}), now)),
+        (other, lambda acd, now: acd.command("a2", Login("8002"), now)),
+        (store, lambda acd, now: acd.enter("c1", now, skills=["utility:water"])),
+        (other, lambda acd, now: acd.enter("c2", now, ticket="T1")),
+        (store, lambda acd, now: acd.dispatch(now)),
+        (other, lambda acd, now: acd.expire(now + 20)),  # both ring out: misses, pauses
+        (store, lambda acd, now: acd.command("a1", Unpause(), now)),
+        (store, lambda acd, now: acd.command("a2", Unpause(), now)),
+        (other, lambda acd, now: acd.dispatch(now)),
+        (store, lambda acd, now: acd.answered("c1", "a1", now)),
+        (other, lambda acd, now: acd.command("a1", PauseAfterCall("lunch"), now)),
+        (store, lambda acd, now: acd.abandon("c2", now)),
+        (other, lambda acd, now: acd.enter("c3", now)),
+        (store, lambda acd, now: acd.ended("c1", now + 40, by="agent")),  # handle time moves
+        (other, lambda acd, now: acd.tick(now + 50)),  # wrap-up over: the deferred pause
+        (store, lambda acd, now: acd.overflow("c3", now)),
+        (other, lambda acd, now: acd.enter("c4", now)),
+        (store, lambda acd, now: acd.reconcile(set(), now)),
+        (other, lambda acd, now: acd.command("a2", Logout(), now)),
+    ]
+    try:
+        for n, (node, change) in enumerate(steps):
+            await node.apply(change, 100.0 + n)
+            await check(store)
+            await check(other)
+        held = await store.stored()
+        assert held["handle_time"] != CONFIG.default_handle_time  # the figure was written
+        assert store.reloads > 1 and other.reloads > 1  # each saw the other's changes
+    finally:
+        await other.redis.aclose()

@@ -16,7 +16,7 @@ from hotline.agi.stasis import Stasis
 from hotline.clock import SystemClock
 from hotline.config.settings import QueueSettings
 from hotline.errors import AriError
-from hotline.queue.acd import AcdConfig
+from hotline.queue.acd import AcdConfig, Priority
 from hotline.queue.calls import QueueCalls, parse_args, priority_of, skills_of
 from hotline.queue.log import QueueLog
 from hotline.queue.service import QueueService
@@ -246,3 +246,23 @@ def test_the_dialplan_arguments_give_priority_and_skills() -> None:
     assert priority_of({"priority": "0", "ticket": "12345-2026-000001"}).name == "REPEAT"
     assert priority_of({"priority": "10"}).name == "EMERGENCY"
     assert priority_of({"priority": "0"}).name == "NORMAL"
+
+
+async def test_on_reconnect_the_queue_is_brought_back_to_what_asterisk_has(world: World) -> None:
+    await world.service.login("a1", "8001", {})
+    await world.service.pause("a1", "lunch")
+    await world.service.enter("gone-1", priority=Priority.NORMAL)  # its node stopped; gone
+    world.fake.replies["GET", "/bridges"] = [
+        {"id": "hold-gone-1", "channels": []},  # left behind by the node that stopped
+        {"id": "talk-x9", "channels": ["x9", "offer-x9-1"]},  # still in use: kept
+        {"id": "other", "channels": []},  # not the queue's
+    ]
+    world.fake.inject({"type": "Nothing"})
+    listener = asyncio.create_task(world.stasis.run())  # the socket opens: rebuild
+    try:
+        await until(lambda: world.sent("DELETE", "/bridges/hold-gone-1"))
+        await until(lambda: ("gone-1", "NONE", "ABANDON") in world.records())
+        assert not world.sent("DELETE", "/bridges/talk-x9")
+        assert not world.sent("DELETE", "/bridges/other")
+    finally:
+        listener.cancel()
