@@ -30,6 +30,7 @@ from hotline.agi.ari import AriClient
 from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
 from hotline.appkeys import (
     AGI,
+    BEATS,
     CALENDAR_UNTIL,
     CLOCK,
     ENGINE,
@@ -63,7 +64,15 @@ from hotline.queue.log import QueueLog
 from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
 from hotline.queue.service import QueueService
 from hotline.queue.store import MemoryQueueStore, QueueStore, RedisQueueStore
-from hotline.state import Epoch, LiveCall, LiveCalls, MemoryLiveCalls, NodeLiveCalls, RedisLiveCalls
+from hotline.state import (
+    AppBeats,
+    Epoch,
+    LiveCall,
+    LiveCalls,
+    MemoryLiveCalls,
+    NodeLiveCalls,
+    RedisLiveCalls,
+)
 from hotline.ticketing import http as tickets_http
 from hotline.ticketing.users import authenticate
 
@@ -195,6 +204,7 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     reset)."""
     settings = app[SETTINGS]
     bound = settings.redis.timeout
+    app[BEATS] = None
     if not settings.redis.url:
         app[QUEUE] = queue_service(settings, app[ENGINE], app[CLOCK], app[NODE])
         app[LIVE] = MemoryLiveCalls()
@@ -216,6 +226,7 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         live = NodeLiveCalls(RedisLiveCalls(redis, prefix), STATE_TIMEOUT)
         presence = DurablePresence(app[ENGINE], RedisPresence(redis, prefix), app[CLOCK], bound)
         app[LIVE], app[PRESENCE] = live, AcdPresence(app[QUEUE], presence)
+        app[BEATS] = AppBeats(redis, prefix)
         epoch = Epoch(redis, prefix)
         health = app[HEALTH]
         health.add("redis", epoch.check)  # True: Redis restarted empty
@@ -251,7 +262,7 @@ def queue_service(
     store: QueueStore = (
         MemoryQueueStore(config) if redis is None else RedisQueueStore(redis, prefix, config)
     )
-    return QueueService(store, QueueLog(engine, clock, node), clock)
+    return QueueService(store, QueueLog(engine, clock, node), clock, node)
 
 
 async def _heartbeat(live: LiveCalls, node: str, clock: Clock) -> None:
@@ -287,14 +298,32 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
 
         app[HEALTH].add("ari", ping)
         handler = bootstrap.stasis_calls(settings, app[IVR], app[WRITER], app[CLOCK])
-        queue_calls = QueueCalls(client, ari_settings.app, app[QUEUE], settings.queue, app[CLOCK])
-        stasis = StasisApp(client, ari_settings.app, handler, queue_calls.roles())
+        # one Stasis application per node: calls are broadcast to the family and claimed
+        family = f"{ari_settings.app}-"
+        mine = family + app[NODE]
+        beats = app[BEATS]
+        queue_calls = QueueCalls(client, mine, app[QUEUE], settings.queue, app[CLOCK])
+        stasis = StasisApp(
+            client,
+            mine,
+            handler,
+            queue_calls.roles(),
+            dead_man=settings.queue.dead_man_seconds,
+            family=family,
+            peers=None if beats is None else beats.alive,
+        )
         queue_calls.bind(stasis)
         listener = asyncio.create_task(stasis.run())
+        helpers = Background("ari")
+        helpers.submit(stasis.watch_peers(), "stopped nodes' callers")
+        helpers.submit(queue_calls.run_sync(), "queue sync")
+        if beats is not None:
+            helpers.submit(beats.run(mine), "node beat")
     try:
         yield
     finally:
         if stasis is not None:  # running calls finish while their events still arrive
+            await helpers.close()
             await stasis.close(settings.server.shutdown_grace)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,7 +16,7 @@ from hotline.ivr.services import BackendIvrServices, Recordings
 from hotline.jobs import Worker
 from hotline.queue.presence import AgentPresence
 from hotline.queue.service import QueueService
-from hotline.state import LiveCalls
+from hotline.state import AppBeats, LiveCalls
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -34,3 +34,4 @@ WRITER = web.AppKey("journal_writer", JournalWriter)
 MESSAGES_KEY: web.AppKey[SwitchMessages | None] = web.AppKey("switch_messages")  # None: no ARI
 WORKER = web.AppKey("worker", Worker)
 QUEUE = web.AppKey("queue", QueueService)
+BEATS: web.AppKey[AppBeats | None] = web.AppKey("app_beats")  # None: no Redis, one node

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
@@ -20,6 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hotline.errors import SharedStateUnavailable
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -77,6 +80,10 @@ class Keys:
 
     def acd_version(self, queue: str) -> str:
         return f"{self.prefix}acd:{queue}:version"
+
+    # the Stasis applications of the nodes alive (hotline/agi/stasis.py adopts the others')
+    def app_beat(self, app: str) -> str:
+        return f"{self.prefix}apps:{app}"
 
     # the IVR's view of the queue (hotline/queue/presence.py)
     @property
@@ -170,3 +177,30 @@ class Epoch:
     async def check(self) -> bool:
         created = await self.redis.set(self.key, str(time.time()), nx=True)
         return bool(created)
+
+
+class AppBeats:
+    """Which nodes' Stasis applications are alive: each node beats every ``ttl`` / 3 seconds;
+    a beat that expired is a stopped node, whose waiting callers a live node takes over."""
+
+    def __init__(self, redis: Redis, prefix: str, ttl: float = 5.0) -> None:
+        self.redis, self.keys, self.ttl = redis, Keys(prefix), ttl
+
+    async def beat(self, app: str) -> None:
+        await self.redis.set(self.keys.app_beat(app), "1", px=int(self.ttl * 1000))
+
+    async def alive(self) -> set[str]:
+        pattern = self.keys.app_beat("*")
+        cut = len(pattern) - 1
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k))[cut:]
+            async for k in self.redis.scan_iter(match=pattern)
+        }
+
+    async def run(self, app: str) -> None:
+        while True:
+            try:
+                await self.beat(app)
+            except RedisError as exc:
+                log.warning("shared state: no beat for %s (%s)", app, type(exc).__name__)
+            await asyncio.sleep(self.ttl / 3)

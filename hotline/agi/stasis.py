@@ -1,7 +1,10 @@
 """The Stasis router: the one place ARI events arrive (after wazo-calld's ``stasis.py``).
 
-A channel that enters the application starts the handler its role names — the first of its
-``appArgs`` (``Stasis(hotline,queue)``; none: ``ivr``, the inbound IVR). Originated channels
+Each node has an application of its own (``hotline-<node>``: only one socket may hold a name);
+the dialplan broadcasts a call to the family (``StasisBroadcast(2000,^hotline-,queue)``) and the
+first node to claim it (``POST /events/claim``) gets it. A channel that enters the application
+starts the handler its role names — the first of its ``appArgs`` (none: ``ivr``, the inbound
+IVR). Originated channels
 carry their role in the ``appArgs`` they were created with (``agent``, later ``survey``,
 ``utility``), so they never land in the inbound IVR. Every other event goes to whoever owns the
 id it is about — a channel, a bridge, a playback or a recording — as registered with
@@ -34,6 +37,9 @@ Event = dict[str, Any]
 RESYNC = "HotlineResync"  # a synthetic event: the socket was down, look again
 DEFAULT_ROLE = "ivr"
 ORIGINATED = frozenset({"agent", "survey", "utility"})  # legs the backend dials out
+ORIGINATED_PREFIXES = ("offer-", "survey-", "utility-")  # their fixed channel ids
+QUEUE_CONTEXT = "hotline-queue"  # the dialplan context of callers handed to the queue
+ADOPTED = "adopted"
 ADOPT_SETTLE = 0.5  # seconds between listing the channels and adopting the unowned ones
 
 
@@ -70,8 +76,14 @@ class Stasis:
         roles: Mapping[str, RoleHandler],
         clock: Clock | None = None,
         originated: frozenset[str] = ORIGINATED,
+        family: str = "",
+        peers: Callable[[], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.ari, self.app, self.roles = ari, app, dict(roles)
+        # ``family``: the prefix of every node's application name (``hotline-``): calls are
+        # broadcast to the family and claimed (StasisBroadcast); ``peers``: the applications
+        # of the nodes alive (None: this node is the only one)
+        self.family, self.peers = family, peers
         self.originated = originated  # roles of channels we created: their safe path is hang-up
         self.clock = clock or SystemClock()
         self.owners: dict[str, Owner] = {}
@@ -115,33 +127,83 @@ class Stasis:
             self.background.submit(_logged(rebuild), "rebuild after a (re)connect")
 
     async def adopt(self) -> int:
-        """Send every channel of this application that nobody here runs back to the dialplan
-        (its safe path); how many."""
-        channels = await self.ari.get("/channels") or []
-        found = [str(c["id"]) for c in channels if c.get("id") and self._in_app(c)]
+        """Channels left in an application of the family that nobody runs — this node's own
+        after a restart, or a stopped node's: a caller waiting in the queue is taken over (it
+        keeps its place: moved here, its role started with ``adopted``), an agent leg is hung
+        up, any other caller goes back to the dialplan's safe path — except channels talking in
+        a mixing bridge with another: that call goes on. How many were taken."""
+        apps = await self.ari.get("/applications") or []
+        alive = await self.peers() if self.peers is not None else set()
+        talking = {  # a call in progress goes on, whoever started it
+            str(c)
+            for b in await self.ari.get("/bridges") or []
+            if b.get("bridge_type") == "mixing" and len(b.get("channels") or []) >= 2
+            for c in b["channels"]
+        }
         # a channel that entered just as the socket opened has its StasisStart on the way
         await self.clock.sleep(ADOPT_SETTLE)
         adopted = 0
-        for ident in found:
-            if ident in self.running or ident in self.owners:
+        for app in apps:
+            name = str(app.get("name", ""))
+            ours = name == self.app
+            stopped = bool(self.family) and name.startswith(self.family) and name not in alive
+            if not ours and not stopped:
                 continue
-            log.warning(
-                "ARI channel %s is in %s with no handler: to the safe path", ident, self.app
-            )
-            with contextlib.suppress(AriError):
-                await self.ari.post(f"/channels/{ident}/continue")
-                adopted += 1
+            for ident in app.get("channel_ids") or []:
+                if ident in self.running or ident in self.owners or ident in talking:
+                    continue
+                with contextlib.suppress(AriError):
+                    await self._take(str(ident), here=ours)
+                    adopted += 1
         self.adopted += adopted
         return adopted
 
-    def _in_app(self, channel: Event) -> bool:
-        dialplan = channel.get("dialplan") or {}
-        app_data = str(dialplan.get("app_data", ""))
-        return dialplan.get("app_name") == "Stasis" and app_data.split(",")[0] == self.app
+    async def _take(self, ident: str, here: bool) -> None:
+        if ident.startswith(ORIGINATED_PREFIXES):  # a leg we dialled: nobody can bridge it now
+            log.warning("ARI channel %s left behind in %s: hung up", ident, self.app)
+            await self.ari.delete(f"/channels/{ident}")
+            return
+        channel = await self.ari.get(f"/channels/{ident}") or {}
+        if (channel.get("dialplan") or {}).get("context") == QUEUE_CONTEXT:
+            log.warning("ARI caller %s waiting with no node: taken over by %s", ident, self.app)
+            if here:
+                self._start({"type": "StasisStart", "channel": channel, "args": ["queue", ADOPTED]})
+            else:
+                await self.ari.post(
+                    f"/channels/{ident}/move", app=self.app, appArgs="queue,adopted"
+                )
+            return
+        log.warning("ARI channel %s is in %s with no handler: to the safe path", ident, self.app)
+        await self._continue(ident)
+
+    async def watch_peers(self, interval: float = 2.0) -> None:
+        """Look for stopped nodes' callers every ``interval`` seconds (not only on connect)."""
+        while True:
+            await self.clock.sleep(interval)
+            if self.connected.is_set():
+                try:
+                    await self.adopt()
+                except Exception as exc:
+                    log.warning("ARI: looking for stopped nodes' callers failed (%s)", exc)
+
+    async def claim(self, channel_id: str) -> bool:
+        """Claim a broadcast call for this node (the first claim wins; 409: another node's)."""
+        try:
+            await self.ari.post("/events/claim", channelId=channel_id, application=self.app)
+        except AriError as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
 
     def dispatch(self, event: Event) -> None:
         if event.get("type") == "StasisStart":
             self._start(event)
+            return
+        if event.get("type") == "CallBroadcast":
+            offered = str((event.get("channel") or {}).get("id", ""))
+            if offered:
+                self.background.submit(self.claim(offered), f"claim {offered}")
             return
         ident = owner_of(event)
         owner = self.owners.get(ident or "")
@@ -193,7 +255,16 @@ class Stasis:
             if hang_up:
                 await self.ari.delete(f"/channels/{ident}")
             else:
-                await self.ari.post(f"/channels/{ident}/continue")
+                await self._continue(ident)
+
+    async def _continue(self, ident: str) -> None:
+        """Back to the dialplan, the dead-man time-out cleared first (else it would cut the
+        safe path short)."""
+        with contextlib.suppress(AriError):
+            await self.ari.post(
+                f"/channels/{ident}/variable", variable="TIMEOUT(absolute)", value="0"
+            )
+        await self.ari.post(f"/channels/{ident}/continue")
 
     async def close(self, grace: float = 0.0) -> None:
         """Let running calls finish for up to ``grace`` seconds, then send the rest back to

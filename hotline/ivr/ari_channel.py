@@ -53,6 +53,38 @@ class AriCallChannel(TypeAhead, Speech):
         self._caller = known_caller(channel.get("caller", {}).get("number"))
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.gone = False
+        self._keeper: asyncio.Task[None] | None = None
+
+    # -- the dead-man switch ----------------------------------------------------------------
+    def keep_alive(self, seconds: int) -> None:
+        """Keep the channel's absolute time-out ``seconds`` ahead while this node runs the
+        call: if the node stops, Asterisk ends the Stasis call then, and the dialplan's ``T``
+        takes the caller to the safe path (no caller waits in silence for ever)."""
+        self._keeper = asyncio.create_task(self._push(seconds))
+
+    async def _push(self, seconds: int) -> None:
+        while not self.gone:
+            with contextlib.suppress(AriError):
+                await self.ari.post(
+                    f"/channels/{self.id}/variable",
+                    variable="TIMEOUT(absolute)",
+                    value=str(seconds),
+                )
+            await asyncio.sleep(seconds / 3)
+
+    async def let_go(self) -> None:
+        """Stop keeping the time-out and clear it: the call leaves this node's hands."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is None:
+            return
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        if not self.gone:
+            with contextlib.suppress(AriError):
+                await self.ari.post(
+                    f"/channels/{self.id}/variable", variable="TIMEOUT(absolute)", value="0"
+                )
 
     def deliver(self, event: Event) -> None:
         """An event about this call, from the Stasis router."""
@@ -217,6 +249,7 @@ class AriCallChannel(TypeAhead, Speech):
         values.update({f"HOTLINE_{k.upper()}": v for k, v in handoff.extra.items()})
         for name, value in values.items():
             await self.set_variable(name, value)
+        await self.let_go()
         await self._rest("POST", "/continue")  # back to the dialplan, after Stasis()
 
     async def hangup(self) -> None:
@@ -242,16 +275,22 @@ class StasisApp(Stasis):
         app: str,
         handler: CallHandler,
         roles: Mapping[str, RoleHandler] | None = None,
+        dead_man: int = 0,
+        **router: Any,
     ) -> None:
         self.handler = handler
+        self.dead_man = dead_man  # seconds; 0: no dead-man switch
         self.calls: dict[str, AriCallChannel] = {}
-        super().__init__(ari, app, {DEFAULT_ROLE: self._ivr, **(roles or {})})
+        super().__init__(ari, app, {DEFAULT_ROLE: self._ivr, **(roles or {})}, **router)
 
     async def _ivr(self, router: Stasis, channel: Event, args: list[str]) -> None:
         call = AriCallChannel(self.ari, channel)
         self.calls[call.id] = call
         self.own(call.id, call)
+        if self.dead_man:
+            call.keep_alive(self.dead_man)
         try:
             await self.handler(call)
         finally:
+            await call.let_go()  # also before a failure's safe path: it must not be cut short
             self.calls.pop(call.id, None)

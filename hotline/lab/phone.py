@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -209,7 +210,7 @@ class AgentPhone:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
         )
-        await asyncio.sleep(0.3)  # the handset listens before its contact is registered
+        await self._listening()  # the handset listens before its contact is registered
         await self.register(expires=300)
         return self
 
@@ -219,6 +220,20 @@ class AgentPhone:
         with contextlib.suppress(Exception):
             await self.register(expires=0)
         await self.stop()
+
+    async def _listening(self, timeout: float = 10.0) -> None:
+        """Until SIPp holds the handset's UDP port (our own bind of it fails)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if self._proc is not None and self._proc.returncode is not None:
+                break
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", self.handset_port))
+                except OSError:
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the {self.extension} handset does not listen: {await self.stop()}")
 
     async def stop(self) -> str:
         proc, self._proc = self._proc, None

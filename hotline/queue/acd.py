@@ -140,6 +140,7 @@ class OfferDecision:
     agent_id: str
     extension: str
     offer_id: str  # the agent leg's ARI channel id
+    node: str = ""  # the backend node that runs the caller (and rings the agent)
 
 
 @dataclass(slots=True)
@@ -154,6 +155,7 @@ class WaitingCall:
     offers: int = 0  # offers made so far (the n of offer-<call>-<n>)
     offer: OfferDecision | None = None  # the one outstanding offer
     offered_at: float = 0.0
+    node: str = ""  # the backend node that runs the caller
 
     @property
     def order(self) -> tuple[int, float, str]:
@@ -198,6 +200,7 @@ class Outcome:
     offers: tuple[OfferDecision, ...] = ()  # ring these agents, on these channel ids
     cancels: tuple[OfferDecision, ...] = ()  # hang these agent legs up
     changes: tuple[AgentChange, ...] = ()
+    calls: tuple[str, ...] = ()  # calls changed that no record names (for a store)
 
 
 @dataclass(slots=True)
@@ -323,15 +326,32 @@ class Acd:
         skills: Iterable[str] = (),
         ticket: str | None = None,
         masked_caller: str = "",
+        node: str = "",
     ) -> Outcome:
-        """A caller joins the queue (ENTERQUEUE); the caller id is masked again, never kept."""
+        """A caller joins the queue (ENTERQUEUE); the caller id is masked again, never kept.
+        ``node`` names the backend node that runs the caller (several nodes share a queue)."""
         if call_id in self._waiting or call_id in self._connected:
             raise AgentStateError("call_exists", f"{call_id} is in the queue already")
         call = WaitingCall(call_id, Priority(priority), now, frozenset(skills), ticket)
+        call.node = node
         call.origposition = 1 + sum(1 for c in self._waiting.values() if c.order < call.order)
         self._waiting[call_id] = call
         record = QueueEvent(now, call_id, NONE, "ENTERQUEUE", ("", mask_phone(masked_caller)))
         return Outcome(records=(record,))
+
+    def adopt(self, call_id: str, node: str, now: float) -> Outcome:
+        """Another node takes over a waiting caller (its node stopped): the caller keeps its
+        place; an offer out is cancelled (RINGCANCELED: the stopped node's leg cannot be
+        answered into a bridge) and made again by the dispatch that follows."""
+        call = self._waiting.get(call_id)
+        if call is None:
+            raise AgentStateError("no_such_call", f"{call_id} is not waiting")
+        batch = _Batch()
+        call.node = node
+        if call.offer is not None:
+            self._cancel_offer(call, call.offer, now, batch)
+        done = batch.done()
+        return Outcome(done.records, done.offers, done.cancels, done.changes, (call_id,))
 
     def qualifies(self, agent: Agent, call: WaitingCall, now: float) -> bool:
         """Whether the agent's skills fit the call after it has waited until ``now``."""
@@ -362,7 +382,9 @@ class Acd:
     def _offer(self, call: WaitingCall, agent: Agent, now: float, batch: _Batch) -> None:
         call.offers += 1
         offer_id = f"offer-{call.call_id}-{call.offers}"
-        call.offer = OfferDecision(call.call_id, agent.agent_id, agent.extension, offer_id)
+        call.offer = OfferDecision(
+            call.call_id, agent.agent_id, agent.extension, offer_id, call.node
+        )
         call.offered_at = now
         self._go(agent, Offer(call.call_id, offer_id), now, batch)
         batch.offers.append(call.offer)
@@ -473,16 +495,19 @@ class Acd:
                 self._go(agent, WrapUpElapsed(), now, batch)
         return batch.done()
 
-    def reconcile(self, live_channel_ids: Collection[str], now: float) -> Outcome:
+    def reconcile(
+        self, live_channel_ids: Collection[str], now: float, grace: float = 0.0
+    ) -> Outcome:
         """Bring back to the truth what Asterisk no longer has: ``live_channel_ids`` is every
         channel id it lists, taken after the offers out were placed (a later offer would look
-        stuck). Waiting callers gone: ABANDON; agent legs gone: READY, not a miss; a leg of a
-        connected call gone: COMPLETECALLER / COMPLETEAGENT and wrap-up."""
+        stuck; offers younger than ``grace`` seconds are left alone — another node may be
+        placing them). Waiting callers gone: ABANDON; agent legs gone: READY, not a miss; a leg
+        of a connected call gone: COMPLETECALLER / COMPLETEAGENT and wrap-up."""
         live, batch = set(live_channel_ids), _Batch()
         for call in self.waiting:
             if call.call_id not in live:
                 self._leave(call.call_id, now, "ABANDON", batch)
-            elif call.offer and call.offer.offer_id not in live:
+            elif call.offer and call.offer.offer_id not in live and now - call.offered_at >= grace:
                 self._cancel_offer(call, call.offer, now, batch)
         for talk in list(self._connected.values()):
             by = "caller" if talk.call_id not in live else "agent"
@@ -615,8 +640,9 @@ def dump_waiting(c: WaitingCall) -> dict[str, object]:
         "missed": sorted(c.offered_to),
         "orig": c.origposition,
         "offers": c.offers,
-        "offer": None if o is None else [o.call_id, o.agent_id, o.extension, o.offer_id],
+        "offer": None if o is None else [o.call_id, o.agent_id, o.extension, o.offer_id, o.node],
         "offered_at": c.offered_at,
+        "node": c.node,
     }
 
 
@@ -633,6 +659,7 @@ def load_waiting(c: Mapping[str, Any]) -> WaitingCall:
         c["offers"],
         None if o is None else OfferDecision(*o),
         c["offered_at"],
+        c.get("node", ""),
     )
 
 
@@ -670,4 +697,5 @@ def touched(outcome: Outcome) -> tuple[set[str], set[str]]:
         agents.add(o.agent_id)
         calls.add(o.call_id)
     calls |= {c.call_id for c in outcome.changes if c.call_id}
+    calls |= set(outcome.calls)
     return agents, calls

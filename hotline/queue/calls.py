@@ -1,10 +1,13 @@
 """Queue calls over ARI: callers wait in a holding bridge, agents' phones are rung, answered
 calls are bridged — the call control the queue service drives.
 
-The dialplan contract. ``[hotline-queue]`` sends the caller into the Stasis application with
-the role ``queue`` and the IVR's hand-off as ``key=value`` arguments::
+The dialplan contract. ``[hotline-queue]`` broadcasts the caller to the nodes' Stasis
+applications with the role ``queue``; the node that claims it reads the IVR's hand-off from the
+channel's variables (``HOTLINE_TYPE``, ``HOTLINE_PRIORITY``, ``HOTLINE_UTILITY``,
+``HOTLINE_TICKET``, ``HOTLINE_IVR_PATH``; ``key=value`` arguments, where given, are read
+instead)::
 
-    Stasis(hotline,queue,type=help,priority=0,utility=,ticket=,path=menu:2)
+    StasisBroadcast(2000,^hotline-,queue)
 
 Theory of operation. :meth:`QueueCalls.caller` runs for the caller's whole stay: it puts the
 channel in a holding bridge ``hold-<call>`` with music on hold, enters the call in the queue
@@ -53,6 +56,15 @@ DIAL_FAILED = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL", "NOANSWER", "CANCE
 EXIT_VARIABLE = "HOTLINE_QUEUE_EXIT"
 UTILITY_PRIORITY = "9"  # the IVR's HOTLINE_PRIORITY of a utility emergency (rule H-6)
 EMERGENCY_PRIORITY = "10"  # the emergency plan (rule E-1)
+ADOPTED = "adopted"  # the argument of a caller moved here from a node that stopped
+RECONCILE_GRACE = 5.0  # seconds an offer may take to appear in Asterisk (another node places it)
+HANDOFF = {  # the IVR's hand-off variables (hotline/ivr/agi_channel.py)
+    "type": "HOTLINE_TYPE",
+    "priority": "HOTLINE_PRIORITY",
+    "utility": "HOTLINE_UTILITY",
+    "ticket": "HOTLINE_TICKET",
+    "path": "HOTLINE_IVR_PATH",
+}
 
 
 def parse_args(args: list[str]) -> dict[str, str]:
@@ -138,21 +150,35 @@ class QueueCalls:
         channels = await self.ari.get("/channels") or []
         live = {str(c["id"]) for c in channels if c.get("id")}
         placing = {leg for call in self.calls.values() for leg in call.offers}
-        await self.service.reconcile(live | placing | set(self.calls))
+        await self.service.reconcile(live | placing | set(self.calls), RECONCILE_GRACE)
         for bridge in await self.ari.get("/bridges") or []:
             ident = str(bridge.get("id", ""))
             kind, _, call_id = ident.partition("-")
-            ours = kind in ("hold", "talk") and call_id not in self.calls
-            if ours and not bridge.get("channels"):
+            if kind not in ("hold", "talk") or call_id in self.calls:
+                continue
+            left = [str(c) for c in bridge.get("channels") or []]
+            if kind == "talk" and len(left) == 1:  # its node stopped and one side hung up
+                log.warning("queue: %s alone in %s (its node stopped); hung up", left[0], ident)
+                await self._hang_up(left[0])
+                left = []
+            if not left:
                 log.warning("queue: bridge %s left behind; deleted", ident)
                 with contextlib.suppress(AriError):
                     await self.ari.delete(f"/bridges/{ident}")
 
     # -- the service's call control ----------------------------------------------------------
+    @property
+    def node(self) -> str:
+        return self.service.node
+
     async def ring(self, offer: OfferDecision) -> None:
+        if offer.node and offer.node != self.node:
+            return  # another node runs this caller: it rings the agent (see sync)
         call = self.calls.get(offer.call_id)
         if call is None or self.stasis is None:
             raise AriError(404, f"caller {offer.call_id} is not here")
+        if offer.offer_id in call.offers:
+            return  # placed already (by the outcome or by a sync)
         leg = offer.offer_id
         call.offers[leg] = offer
         call.legs_done.setdefault(leg, asyncio.Event())
@@ -179,7 +205,45 @@ class QueueCalls:
         await self.ari.post(f"/channels/{leg}/dial", caller=offer.call_id, timeout=timeout)
 
     async def cancel(self, offer: OfferDecision) -> None:
+        if offer.node and offer.node != self.node and offer.call_id not in self.calls:
+            return  # the node that runs the caller hangs its leg up (see sync)
         await self._hang_up(offer.offer_id)
+
+    async def sync(self) -> None:
+        """For the callers this node runs: ring the offers another node decided, hang up the
+        legs whose offer another node ended (ring time-out, a reconcile). With one node the
+        outcomes did this already and nothing changes."""
+        mine = [c for c in self.calls.values() if c.talk is None]
+        if not mine:
+            return
+        offers = await self.service.offers_for(c.call_id for c in mine)
+        for call in mine:
+            if call.call_id not in offers:
+                continue
+            current = offers[call.call_id]
+            if current is not None and current.offer_id not in call.offers:
+                self.service.background.submit(
+                    self.service.ring_or_decline(self, current), f"ring {current.offer_id}"
+                )
+            for leg in list(call.offers):
+                ended = current is None or leg != current.offer_id
+                if ended and leg != call.agent_leg and not call.legs_done[leg].is_set():
+                    await self._hang_up(leg)
+
+    async def run_sync(self, interval: float = 0.2, rebuild_every: float = 5.0) -> None:
+        """Offers decided on other nodes reach this node's callers within ``interval``; every
+        ``rebuild_every`` seconds the queue is brought back to what Asterisk has (a stopped
+        node's calls end in the model when their channels do)."""
+        next_rebuild = self.clock.monotonic() + rebuild_every
+        while True:
+            try:
+                await self.sync()
+                if self.clock.monotonic() >= next_rebuild:
+                    next_rebuild = self.clock.monotonic() + rebuild_every
+                    await self.rebuild()
+            except Exception as exc:
+                log.warning("queue: sync failed (%s)", type(exc).__name__)
+            await self.clock.sleep(interval)
 
     async def _hang_up(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):  # 404: gone already
@@ -205,7 +269,11 @@ class QueueCalls:
         self.calls[call_id] = call
         stasis.own(call_id, call)
         try:
-            await self._stay(call, parse_args(args))
+            if ADOPTED in args:  # moved here from a node that stopped: it keeps its place
+                await self._adopted(call)
+                return
+            context = parse_args(args) or await self._variables(call_id)
+            await self._stay(call, context)
         finally:
             self.calls.pop(call_id, None)
             for leg in call.offers:
@@ -218,16 +286,57 @@ class QueueCalls:
                     with contextlib.suppress(AriError):
                         await self.ari.delete(f"/bridges/{bridge}")
 
-    async def _stay(self, call: QueueCall, context: Mapping[str, str]) -> None:
+    async def _variables(self, call_id: str) -> dict[str, str]:
+        """The IVR's hand-off from the channel's variables (``StasisBroadcast`` passes none)."""
+
+        async def one(key: str, name: str) -> tuple[str, str]:
+            try:
+                reply = await self.ari.get(f"/channels/{call_id}/variable", variable=name)
+            except AriError as exc:
+                if exc.status == 404:  # not set
+                    return key, ""
+                raise
+            return key, str((reply or {}).get("value") or "")
+
+        pairs = await asyncio.gather(*(one(k, v) for k, v in HANDOFF.items()))
+        return dict(pairs)
+
+    async def _adopted(self, call: QueueCall) -> None:
+        try:
+            await self.service.adopt(call.call_id)
+        except AgentStateError:  # not waiting any more (or never was): the safe path
+            log.warning("queue: %s moved here but is not waiting; safe path", call.call_id)
+            await self.ari.post(f"/channels/{call.call_id}/continue")
+            return
+        log.info("queue: %s adopted from a stopped node", call.call_id)
+        await self._hold(call, adopted=True)
+        if await self._wait(call):
+            await self._talk(call)
+
+    async def _hold(self, call: QueueCall, adopted: bool = False) -> None:
         cid = call.call_id
         call.hold = f"hold-{cid}"
-        await self.ari.post("/bridges", type="holding", bridgeId=call.hold, name=call.hold)
-        await self.ari.post(f"/bridges/{call.hold}/addChannel", channel=cid)
+        try:
+            await self.ari.post("/bridges", type="holding", bridgeId=call.hold, name=call.hold)
+        except AriError as exc:
+            if not adopted:
+                raise
+            log.info("queue: %s: the stopped node's hold bridge is used (%s)", cid, exc)
+        try:
+            await self.ari.post(f"/bridges/{call.hold}/addChannel", channel=cid)
+        except AriError as exc:
+            if not adopted:
+                raise
+            log.info("queue: %s stays in its hold bridge (%s)", cid, exc)
         try:
             await self.ari.post(f"/bridges/{call.hold}/moh", mohClass=self.cfg.moh_class)
         except AriError as exc:
             log.warning("queue: no music on hold for %s (%s)", cid, exc)
         await self._dead_man(cid, self.cfg.dead_man_seconds)
+
+    async def _stay(self, call: QueueCall, context: Mapping[str, str]) -> None:
+        cid = call.call_id
+        await self._hold(call)
         await self.service.enter(
             cid,
             priority=priority_of(context),

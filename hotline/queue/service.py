@@ -33,6 +33,7 @@ from hotline.queue.acd import (
     Snapshot,
 )
 from hotline.queue.agent import (
+    AgentStateError,
     Command,
     EndWrapUp,
     Login,
@@ -69,12 +70,15 @@ def merge(*outcomes: Outcome) -> Outcome:
         tuple(x for o in outcomes for x in o.offers),
         tuple(x for o in outcomes for x in o.cancels),
         tuple(x for o in outcomes for x in o.changes),
+        tuple(x for o in outcomes for x in o.calls),
     )
 
 
 class QueueService:
-    def __init__(self, store: QueueStore, queue_log: QueueLog, clock: Clock) -> None:
-        self.store, self.log, self.clock = store, queue_log, clock
+    def __init__(
+        self, store: QueueStore, queue_log: QueueLog, clock: Clock, node: str = ""
+    ) -> None:
+        self.store, self.log, self.clock, self.node = store, queue_log, clock, node
         self.metrics = QueueMetrics(queue_log.queue)
         self.control: CallControl | None = None
         self.listeners: list[Listener] = []
@@ -114,6 +118,9 @@ class QueueService:
                 continue
             self.background.submit(self._ring(control, offer), f"ring {offer.offer_id}")
         self._wake.set()
+
+    async def ring_or_decline(self, control: CallControl, offer: OfferDecision) -> None:
+        await self._ring(control, offer)
 
     async def _ring(self, control: CallControl, offer: OfferDecision) -> None:
         try:
@@ -163,8 +170,26 @@ class QueueService:
                 skills=wants,
                 ticket=ticket,
                 masked_caller=masked_caller,
+                node=self.node,
             )
         )
+
+    async def adopt(self, call_id: str) -> Outcome:
+        """This node takes over a waiting caller whose node stopped (it keeps its place)."""
+        return await self.change(lambda acd, now: acd.adopt(call_id, self.node, now))
+
+    async def offers_for(self, call_ids: Iterable[str]) -> dict[str, OfferDecision | None]:
+        """The offer out for each of these waiting calls (None: none; absent: not waiting)."""
+        wanted = frozenset(call_ids)
+
+        def look(acd: Acd, now: float) -> dict[str, OfferDecision | None]:
+            return {
+                c: (call.offer if (call := acd.waiting_call(c)) else None)
+                for c in wanted
+                if acd.waiting_call(c) is not None
+            }
+
+        return await self.read(look)
 
     async def answered(self, call_id: str, agent_id: str) -> Outcome:
         return await self.change(lambda acd, now: acd.answered(call_id, agent_id, now))
@@ -181,17 +206,27 @@ class QueueService:
         return await self.change(change)
 
     async def abandon(self, call_id: str) -> Outcome:
-        return await self.change(lambda acd, now: acd.abandon(call_id, now))
+        return await self._gone(lambda acd, now: acd.abandon(call_id, now), call_id)
+
+    async def _gone(self, change: Change, call_id: str) -> Outcome:
+        """A caller's end that another node (a reconcile) may have recorded first."""
+        try:
+            return await self.change(change)
+        except AgentStateError as exc:
+            if exc.code != "no_such_call":
+                raise
+            log.info("queue: %s had ended already (%s)", call_id, exc.code)
+            return Outcome()
 
     async def overflow(self, call_id: str) -> Outcome:
         return await self.change(lambda acd, now: acd.overflow(call_id, now))
 
     async def ended(self, call_id: str, by: Literal["caller", "agent"]) -> Outcome:
-        return await self.change(lambda acd, now: acd.ended(call_id, now, by=by))
+        return await self._gone(lambda acd, now: acd.ended(call_id, now, by=by), call_id)
 
-    async def reconcile(self, live_channel_ids: Iterable[str]) -> Outcome:
+    async def reconcile(self, live_channel_ids: Iterable[str], grace: float = 0.0) -> Outcome:
         live = frozenset(live_channel_ids)
-        outcome = await self.change(lambda acd, now: acd.reconcile(live, now))
+        outcome = await self.change(lambda acd, now: acd.reconcile(live, now, grace))
         if outcome.records or outcome.changes:
             log.warning(
                 "queue reconciled with Asterisk: %s",

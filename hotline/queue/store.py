@@ -135,6 +135,9 @@ class RedisQueueStore:
         self.keys = [self.version_key, *(keys.acd_part(queue, p) for p in (*SECTIONS, "meta"))]
         self._commit = redis.register_script(COMMIT)
         self._cache: tuple[str, Acd] | None = None  # the model as of a version
+        # one change at a time on this node: a change runs on the cached model, which nobody
+        # else may see (or change) until its commit has landed or been refused
+        self._lock = asyncio.Lock()
         self.conflicts = 0  # commits refused because another node changed the state first
         self.reloads = 0  # full loads (another node's change, or a refused commit)
 
@@ -163,6 +166,10 @@ class RedisQueueStore:
         return self._cache
 
     async def apply(self, change: Change, now: float) -> Outcome:
+        async with self._lock:
+            return await self._apply(change, now)
+
+    async def _apply(self, change: Change, now: float) -> Outcome:
         try:
             for attempt in range(self.attempts):
                 version, acd = await self._model()
@@ -207,10 +214,11 @@ class RedisQueueStore:
 
     async def read(self, look: Callable[[Acd, float], T], now: float) -> T:
         try:
-            _, acd = await self._model()
+            async with self._lock:
+                _, acd = await self._model()
+                return look(acd, now)
         except RedisError as exc:
             raise SharedStateUnavailable(f"queue state: {type(exc).__name__}") from exc
-        return look(acd, now)
 
     async def stored(self) -> dict[str, Any]:
         """What Redis holds, as :func:`~hotline.queue.acd.dump` gives it (for checks)."""

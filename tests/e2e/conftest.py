@@ -13,7 +13,7 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hotline.agi.ari import AriClient
 from hotline.config.settings import load_settings
 from hotline.lab.instance import HOME_IN_ROOT, Lab, _running_pid
 from tests.backend import Backend, hotline
@@ -170,3 +171,11 @@ async def journal_rows(url: str, caller: str, wait: float = 10.0) -> list[dict[s
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def ari(lab: Lab) -> AsyncIterator[AriClient]:
+    """The lab's ARI, as a test looks at what Asterisk has (bridges, channels)."""
+    creds = lab.credentials()
+    async with AriClient(lab.ari_url, creds.ari_user, creds.ari_password) as client:
+        yield client

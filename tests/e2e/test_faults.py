@@ -354,14 +354,15 @@ async def test_a_backend_started_without_its_database_answers_and_catches_up(
 async def test_callers_stranded_in_the_ari_ivr_by_a_kill_are_released_by_the_restart(
     lab: Lab, fault_backend: Callable[..., FaultBackend]
 ) -> None:
-    # 12346: the IVR over ARI. A kill leaves the caller in Stasis, where Asterisk plays nothing
-    # (issue 10 brings the dead-man switch); the restarted backend adopts the unowned channel
-    # and sends it to the dialplan's safe path.
+    # 12346: the IVR over ARI. A kill leaves the caller in Stasis, where Asterisk plays nothing;
+    # the restarted backend adopts the stopped node's channel and sends it to the dialplan's
+    # safe path (before the dead-man time-out would).
     b = fault_backend()
     plan = CallPlan(number="12346", caller=caller(), hold_ms=30000)
     async with StampedCall(lab, plan, timeout_s=60) as call:
         await call.wait_for(
-            lambda e: e.get("Event") == "Newexten" and e.get("Application") == "Stasis", 20
+            lambda e: e.get("Event") == "Newexten" and e.get("Application") == "StasisBroadcast",
+            20,
         )
         await asyncio.sleep(2)  # in the welcome
         b.kill9()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -74,13 +74,6 @@ async def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(every)
-
-
-@pytest.fixture
-async def ari(lab: Lab) -> AsyncIterator[AriClient]:
-    creds = lab.credentials()
-    async with AriClient(lab.ari_url, creds.ari_user, creds.ari_password) as client:
-        yield client
 
 
 def agent(b: LabBackend, extension: str, skills: dict[str, int] | None = None) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -65,13 +65,6 @@ class Proxy:
                 dst.transport.abort()
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-
-@pytest.fixture
-async def ari(lab: Lab) -> AsyncIterator[AriClient]:
-    creds = lab.credentials()
-    async with AriClient(lab.ari_url, creds.ari_user, creds.ari_password) as client:
-        yield client
 
 
 async def test_the_ari_socket_cut_mid_call_the_talk_goes_on_and_a_waiting_caller_is_answered(

@@ -15,6 +15,7 @@ from hotline.queue.acd import Acd, AcdConfig, Outcome, Priority, dump
 from hotline.queue.agent import Login, Logout, PauseAfterCall, Unpause
 from hotline.queue.service import merge
 from hotline.queue.store import Change, MemoryQueueStore, QueueStore, RedisQueueStore
+from hotline.state import AppBeats
 from tests.conftest import REDIS_URL
 
 CONFIG = AcdConfig(ring_timeout=15, wrap_up_seconds=5)
@@ -150,3 +151,15 @@ async def test_what_redis_holds_is_the_model_after_every_kind_of_change(
         assert store.reloads > 1 and other.reloads > 1  # each saw the other's changes
     finally:
         await other.redis.aclose()
+
+
+async def test_a_node_whose_beat_stops_is_no_longer_alive(redis: tuple[Redis, str]) -> None:
+    client, prefix = redis
+    beats = AppBeats(client, prefix, ttl=0.3)
+    await beats.beat("hotline-n1")
+    await beats.beat("hotline-n2")
+    assert await beats.alive() == {"hotline-n1", "hotline-n2"}
+    await asyncio.sleep(0.2)
+    await beats.beat("hotline-n2")  # n1 stopped beating
+    await asyncio.sleep(0.2)
+    assert await beats.alive() == {"hotline-n2"}

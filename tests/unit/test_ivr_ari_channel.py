@@ -196,3 +196,38 @@ async def test_the_app_reconnects_when_the_socket_drops_and_tells_its_calls_to_r
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await app.close(grace=0)
+
+
+async def test_the_ivr_keeps_a_dead_man_time_out_ahead_and_clears_it_when_it_hands_on() -> None:
+    client = FakeAsterisk()
+
+    async def handler(call: AriCallChannel) -> None:
+        await asyncio.sleep(0.05)
+        await call.transfer(Handoff("queue", type="help", path="menu:2"))
+
+    app = StasisApp(client, "hotline-n1", handler, dead_man=20)
+    app.dispatch({"type": "StasisStart", "channel": CHANNEL, "args": []})
+    await app.background.drain()
+    timeouts = [
+        (i, r.params["value"])
+        for i, r in enumerate(client.requests)
+        if r.params.get("variable") == "TIMEOUT(absolute)"
+    ]
+    assert timeouts[0][1] == "20"  # pushed while the node runs the call
+    cleared, continued = timeouts[-1][0], len(client.requests) - 1
+    assert timeouts[-1][1] == "0" and cleared < continued  # cleared before it leaves
+    assert client.requests[-1].path == "/channels/ch-1/continue"
+    assert [v for _, v in timeouts].count("0") == 1
+
+
+async def test_a_failing_ivr_call_clears_the_time_out_before_its_safe_path() -> None:
+    client = FakeAsterisk()
+
+    async def handler(call: AriCallChannel) -> None:
+        raise RuntimeError("a bug")
+
+    app = StasisApp(client, "hotline-n1", handler, dead_man=20)
+    app.dispatch({"type": "StasisStart", "channel": CHANNEL, "args": []})
+    await app.background.drain()
+    tail = [(r.path, r.params.get("value")) for r in client.requests[-2:]]
+    assert tail == [("/channels/ch-1/variable", "0"), ("/channels/ch-1/continue", None)]

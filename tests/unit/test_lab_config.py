@@ -151,7 +151,8 @@ def test_dialplan_calls_the_backend_and_falls_back_when_it_cannot() -> None:
     assert "exten => i,1,Goto(hotline-fallback,s,1)" in dialplan
     assert "[hotline-queue]" in dialplan and "HotlineHandoff" in dialplan
     assert "HOTLINE_RECORDING_DIR = /var/lib/hotline-lab/t/spool/recording" in dialplan
-    assert "Stasis(hotline)" in dialplan  # the same IVR over ARI
+    assert "StasisBroadcast(2000,^hotline-)" in dialplan  # the same IVR over ARI, any node
+    assert "StasisBroadcast(2000,^hotline-,queue)" in dialplan  # the queue, any node
 
 
 def test_citizen_scenario_plays_one_pcap_per_key_and_is_valid_xml() -> None:

@@ -12,6 +12,7 @@ import pytest
 from hotline.agi.fake_ari import FakeAsterisk
 from hotline.agi.stasis import RESYNC, Stasis, owner_of
 from hotline.clock import FixedClock
+from hotline.errors import AriError
 
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -95,13 +96,16 @@ async def test_on_connect_owners_resync_and_unowned_callers_are_adopted_to_the_s
     # a node killed with callers in its IVR: after the restart nobody runs them
     fake = FakeAsterisk(
         channels={
-            "left-1": {"id": "left-1", "dialplan": {"app_name": "Stasis", "app_data": "hotline"}},
-            "mine": {"id": "mine", "dialplan": {"app_name": "Stasis", "app_data": "hotline"}},
-            "other-app": {"id": "other-app", "dialplan": {"app_name": "Stasis", "app_data": "x"}},
-            "in-dialplan": {"id": "in-dialplan", "dialplan": {"app_name": "Dial"}},
+            "left-1": {"id": "left-1", "dialplan": {"context": "citizen-inbound"}},
+            "mine": {"id": "mine", "dialplan": {"context": "citizen-inbound"}},
+            "other-app": {"id": "other-app", "dialplan": {"context": "citizen-inbound"}},
         }
     )
-    router = Stasis(fake, "hotline", {}, clock=FixedClock(T0))
+    fake.replies["GET", "/applications"] = [
+        {"name": "hotline-n1", "channel_ids": ["left-1", "mine"]},
+        {"name": "someone-else", "channel_ids": ["other-app"]},
+    ]
+    router = Stasis(fake, "hotline-n1", {}, clock=FixedClock(T0))
     inbox = Inbox()
     router.own("mine", inbox)
     router._opened()
@@ -109,6 +113,45 @@ async def test_on_connect_owners_resync_and_unowned_callers_are_adopted_to_the_s
     assert inbox.events == [{"type": RESYNC}]
     continued = [r.path for r in fake.requests if r.path.endswith("/continue")]
     assert continued == ["/channels/left-1/continue"] and router.adopted == 1
+
+
+async def test_a_stopped_nodes_waiting_callers_are_moved_here_and_its_agent_legs_hung_up() -> None:
+    fake = FakeAsterisk(
+        channels={
+            "q1": {"id": "q1", "dialplan": {"context": "hotline-queue"}},
+            "ivr1": {"id": "ivr1", "dialplan": {"context": "citizen-inbound"}},
+            "q2": {"id": "q2", "dialplan": {"context": "hotline-queue"}},
+        }
+    )
+    fake.replies["GET", "/applications"] = [
+        {"name": "hotline-dead", "channel_ids": ["q1", "ivr1", "offer-q1-1"]},
+        {"name": "hotline-alive", "channel_ids": ["q2"]},  # a live peer's: left alone
+        {"name": "hotline-n1", "channel_ids": []},
+    ]
+
+    async def peers() -> set[str]:
+        return {"hotline-alive", "hotline-n1"}
+
+    router = Stasis(fake, "hotline-n1", {}, clock=FixedClock(T0), family="hotline-", peers=peers)
+    assert await router.adopt() == 3
+    sent = [(r.method, r.path, r.params) for r in fake.requests if r.method != "GET"]
+    assert sent == [
+        ("POST", "/channels/q1/move", {"app": "hotline-n1", "appArgs": "queue,adopted"}),
+        ("POST", "/channels/ivr1/variable", {"variable": "TIMEOUT(absolute)", "value": "0"}),
+        ("POST", "/channels/ivr1/continue", {}),  # the safe path, not cut short by the time-out
+        ("DELETE", "/channels/offer-q1-1", {}),
+    ]
+
+
+async def test_a_broadcast_call_is_claimed_and_a_lost_claim_is_quiet() -> None:
+    fake = FakeAsterisk()
+    router = Stasis(fake, "hotline-n1", {}, clock=FixedClock(T0), family="hotline-")
+    router.dispatch({"type": "CallBroadcast", "channel": {"id": "in-9"}})
+    await router.background.drain()
+    (claim,) = [r for r in fake.requests if r.path == "/events/claim"]
+    assert claim.params == {"channelId": "in-9", "application": "hotline-n1"}
+    fake.replies["POST", "/events/claim"] = AriError(409, "Channel has already been claimed")
+    assert await router.claim("in-10") is False
 
 
 async def test_the_router_listens_reconnects_and_adopts_after_a_cut() -> None:
@@ -135,3 +178,16 @@ async def test_the_router_listens_reconnects_and_adopts_after_a_cut() -> None:
         await asyncio.gather(listener, return_exceptions=True)
         await router.close(grace=0)
     assert fake.requests[-1].path == "/channels/in-7/continue"  # shutdown: the safe path
+
+
+async def test_a_stopped_nodes_call_in_progress_goes_on() -> None:
+    fake = FakeAsterisk(channels={"q1": {"id": "q1", "dialplan": {"context": "hotline-queue"}}})
+    fake.replies["GET", "/applications"] = [
+        {"name": "hotline-dead", "channel_ids": ["q1", "offer-q1-1"]}
+    ]
+    fake.replies["GET", "/bridges"] = [
+        {"id": "talk-q1", "bridge_type": "mixing", "channels": ["q1", "offer-q1-1"]}
+    ]
+    router = Stasis(fake, "hotline-n1", {}, clock=FixedClock(T0), family="hotline-")
+    assert await router.adopt() == 0
+    assert [r for r in fake.requests if r.method != "GET"] == []

@@ -16,7 +16,7 @@ from hotline.agi.stasis import Stasis
 from hotline.clock import SystemClock
 from hotline.config.settings import QueueSettings
 from hotline.errors import AriError
-from hotline.queue.acd import AcdConfig, Priority
+from hotline.queue.acd import AcdConfig, OfferDecision, Priority
 from hotline.queue.calls import QueueCalls, parse_args, priority_of, skills_of
 from hotline.queue.log import QueueLog
 from hotline.queue.service import QueueService
@@ -266,3 +266,46 @@ async def test_on_reconnect_the_queue_is_brought_back_to_what_asterisk_has(world
         assert not world.sent("DELETE", "/bridges/other")
     finally:
         listener.cancel()
+
+
+async def test_offers_decided_on_another_node_are_rung_by_the_node_that_runs_the_caller(
+    world: World,
+) -> None:
+    world.service.node = "n1"
+    world.service.control = None  # as if the dispatch had run on another node
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    await until(lambda: world.records()[-1:] == [(CALL, "NONE", "ENTERQUEUE")])
+    await asyncio.sleep(0.02)
+    assert not world.sent("POST", "/channels/create")
+    world.service.control = world.calls
+    await world.calls.sync()  # what the sync loop does every 0.2 s
+    (create,) = await until(lambda: world.sent("POST", "/channels/create"))
+    assert create.params["channelId"] == f"offer-{CALL}-1"
+    await world.calls.sync()  # again: placed already, not rung twice
+    await asyncio.sleep(0.02)
+    assert len(world.sent("POST", "/channels/create")) == 1
+
+
+async def test_a_node_does_not_ring_for_another_nodes_caller(world: World) -> None:
+    world.service.node = "n1"
+    await world.calls.ring(OfferDecision("c9", "a1", "8001", "offer-c9-1", "n2"))
+    await world.calls.cancel(OfferDecision("c9", "a1", "8001", "offer-c9-1", "n2"))
+    assert world.fake.requests == []
+
+
+async def test_a_caller_moved_here_from_a_stopped_node_keeps_its_place(world: World) -> None:
+    world.service.node = "dead"
+    await world.service.login("a1", "8001", {})
+    await world.service.pause("a1", "lunch")
+    await world.service.enter("c0", priority=Priority.NORMAL)  # ahead of it, on this node
+    await world.service.enter(CALL, priority=Priority.NORMAL)  # the stopped node's caller
+    world.service.node = "n1"
+    world.caller_enters(args=["queue", "adopted"])
+    await until(lambda: world.sent("POST", f"/bridges/hold-{CALL}/addChannel"))
+    snapshot = await world.service.snapshot()
+    assert [w.call_id for w in snapshot.waiting] == ["c0", CALL]  # its place, not the back
+    offers = await world.service.offers_for([CALL])
+    assert offers == {CALL: None}
+    stored = await world.service.read(lambda acd, now: acd.waiting_call(CALL))
+    assert stored is not None and stored.node == "n1"
