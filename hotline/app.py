@@ -60,7 +60,7 @@ from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
 from hotline.queue.acd import AcdConfig
 from hotline.queue.calls import QueueCalls
-from hotline.queue.log import QueueLog
+from hotline.queue.log import QueueLog, run_writer
 from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
 from hotline.queue.service import QueueService
 from hotline.queue.store import MemoryQueueStore, QueueStore, RedisQueueStore
@@ -85,7 +85,7 @@ PROBE_TIMEOUT = 1.0  # seconds a probe of Redis or ARI may take before it is dow
 DATABASE_PROBE_TIMEOUT = 0.5  # the database's: a freeze ends API requests within ~1 s
 JOB_POLL = 1.0  # seconds between looks for due jobs (a local commit wakes the worker at once)
 JOURNAL_FLUSH = 30.0  # seconds between flushes of the journal spool
-QUEUE_LOG_FLUSH = 1.0  # seconds between writes of the queue log
+QUEUE_LOG_RETRY = 1.0  # seconds between writes of the queue log while the database is away
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +378,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         if not health.down("database"):
             tasks.submit(_best_effort(presence.restore(), "restore agents"), "restore agents")
     tasks.submit(queue.run(), "queue timers")
-    tasks.submit(_periodic(clock, QUEUE_LOG_FLUSH, "queue log", queue.log.flush), "queue log")
+    tasks.submit(run_writer(queue.log, QUEUE_LOG_RETRY), "queue log")
     if messages is not None:
         health.when_up("database", messages.sweep)
         tasks.submit(

@@ -53,10 +53,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
     except NotMigrated as exc:
         raise CommandError(f"refusing to start: {exc}", EXIT_CONFIG) from None
-    except (SQLAlchemyError, OSError) as exc:
+    except SQLAlchemyError as exc:
         raise CommandError(
             f"cannot start: database {_safe_url(settings.database.url)}: {_first_line(exc)}"
         ) from None
+    except OSError as exc:  # a port taken, a folder we may not write: the text says which
+        raise CommandError(f"cannot start: {_first_line(exc)}") from None
     except RedisError as exc:
         raise CommandError(
             f"cannot start: Redis {_safe_url(settings.redis.url)}: {_first_line(exc)}"

@@ -22,11 +22,7 @@ from hotline.lab.sipp import free_udp_port
 
 HANDSET_HEAD = """<?xml version="1.0" encoding="UTF-8" ?>
 <scenario name="hotline agent handset">
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote"/>
-    </action>
-  </recv>
+  <recv request="INVITE" rrs="true">{remember}</recv>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -40,6 +36,12 @@ HANDSET_HEAD = """<?xml version="1.0" encoding="UTF-8" ?>
     ]]>
   </send>
 """
+
+REMEMBER_FROM = """
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote"/>
+    </action>
+  """
 
 HANDSET_ANSWER = """\
   <recv request="CANCEL" timeout="{answer_after_ms}" ontimeout="answer" next="cancelled"/>
@@ -190,7 +192,10 @@ class AgentPhone:
         return self.root / self.workdir_in_root.lstrip("/")
 
     def handset(self) -> str:
+        """The scenario; only a handset that answers (and may hang up) keeps the caller's From
+        header — SIPp refuses a scenario with a variable set and never used."""
         names = {"ext": self.extension}
+        remember = REMEMBER_FROM if self.answer else ""
         body = (
             HANDSET_ANSWER.format(
                 answer_after_ms=self.answer_after_ms, hold_ms=self.hold_ms, **names
@@ -198,7 +203,7 @@ class AgentPhone:
             if self.answer
             else HANDSET_RING
         )
-        return HANDSET_HEAD.format(**names) + body + HANDSET_TAIL
+        return HANDSET_HEAD.format(remember=remember, **names) + body + HANDSET_TAIL
 
     async def __aenter__(self) -> AgentPhone:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -210,8 +215,12 @@ class AgentPhone:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
         )
-        await self._listening()  # the handset listens before its contact is registered
-        await self.register(expires=300)
+        try:
+            await self._listening()  # the handset listens before its contact is registered
+            await self.register(expires=300)
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
     async def __aexit__(

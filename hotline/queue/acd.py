@@ -233,6 +233,7 @@ class AgentView:
     in_state: float
     pause_reason: str | None
     call_id: str | None
+    skills: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,7 +543,13 @@ class Acd:
         )
         agents = tuple(
             AgentView(
-                a.agent_id, a.extension, a.state, now - a.state_since, a.pause_reason, a.call_id
+                a.agent_id,
+                a.extension,
+                a.state,
+                now - a.state_since,
+                a.pause_reason,
+                a.call_id,
+                MappingProxyType(dict(a.skills)),
             )
             for a in sorted(self._agents.values(), key=lambda a: a.agent_id)
         )

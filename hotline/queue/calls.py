@@ -57,6 +57,7 @@ EXIT_VARIABLE = "HOTLINE_QUEUE_EXIT"
 UTILITY_PRIORITY = "9"  # the IVR's HOTLINE_PRIORITY of a utility emergency (rule H-6)
 EMERGENCY_PRIORITY = "10"  # the emergency plan (rule E-1)
 ADOPTED = "adopted"  # the argument of a caller moved here from a node that stopped
+LEG_ENTERS = 2.0  # seconds a created agent leg may take to enter the application
 RECONCILE_GRACE = 5.0  # seconds an offer may take to appear in Asterisk (another node places it)
 HANDOFF = {  # the IVR's hand-off variables (hotline/ivr/agi_channel.py)
     "type": "HOTLINE_TYPE",
@@ -102,6 +103,7 @@ class QueueCall:
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     offers: dict[str, OfferDecision] = field(default_factory=dict)  # leg id -> offer
     legs_done: dict[str, asyncio.Event] = field(default_factory=dict)
+    legs_in: dict[str, asyncio.Event] = field(default_factory=dict)  # StasisStart seen
     agent_leg: str | None = None  # the leg that answered
     hold: str | None = None
     talk: str | None = None
@@ -133,6 +135,7 @@ class QueueCalls:
         self.ari, self.app, self.service, self.cfg, self.clock = ari, app, service, settings, clock
         self.calls: dict[str, QueueCall] = {}
         self.stasis: Stasis | None = None
+        self.leg_enters = LEG_ENTERS
 
     def roles(self) -> dict[str, RoleHandler]:
         return {"queue": self.caller, "agent": self.agent}
@@ -182,6 +185,7 @@ class QueueCalls:
         leg = offer.offer_id
         call.offers[leg] = offer
         call.legs_done.setdefault(leg, asyncio.Event())
+        entered = call.legs_in.setdefault(leg, asyncio.Event())
         self.stasis.own(leg, call)  # before it exists: no event of it is missed
         variables = {"HOTLINE_CALL": offer.call_id, "HOTLINE_AGENT": offer.agent_id}
         if call.caller:  # agents are office staff and see the number (rule Y-1)
@@ -201,6 +205,9 @@ class QueueCalls:
                 log.warning("queue: offer %s placed twice; the second refused", leg)
                 return
             raise
+        # a dial before the new channel is in the application is a 409 "not in Stasis"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(entered.wait(), self.leg_enters)
         timeout = math.ceil(self.cfg.ring_timeout) + 5  # the service ends it first
         await self.ari.post(f"/channels/{leg}/dial", caller=offer.call_id, timeout=timeout)
 
@@ -259,6 +266,7 @@ class QueueCalls:
             await self._hang_up(leg)
             return
         stasis.own(leg, call)
+        call.legs_in.setdefault(leg, asyncio.Event()).set()  # now it may be dialled
         await call.legs_done.setdefault(leg, asyncio.Event()).wait()
 
     # -- the caller ------------------------------------------------------------------------
@@ -306,6 +314,7 @@ class QueueCalls:
             await self.service.adopt(call.call_id)
         except AgentStateError:  # not waiting any more (or never was): the safe path
             log.warning("queue: %s moved here but is not waiting; safe path", call.call_id)
+            await self._dead_man(call.call_id, 0)  # the stopped node's time-out must not cut it
             await self.ari.post(f"/channels/{call.call_id}/continue")
             return
         log.info("queue: %s adopted from a stopped node", call.call_id)

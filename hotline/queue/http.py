@@ -38,6 +38,7 @@ def _agent(view: AgentView | None, agent_id: str) -> dict[str, Any]:
         "in_state": round(view.in_state, 1),
         "pause_reason": view.pause_reason,
         "call": view.call_id,
+        "skills": dict(view.skills),
     }
 
 
@@ -100,7 +101,7 @@ async def login(request: web.Request) -> web.Response:
     agent_id = user.actor.user_id
     queue = request.app[QUEUE]
     await queue.login(agent_id, extension, skills)
-    await request.app[PRESENCE].login(agent_id, extension)
+    await request.app[PRESENCE].login(agent_id, extension, skills)
     return ok({**(await _view(queue, agent_id)), "logged_in": True})
 
 

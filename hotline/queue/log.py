@@ -3,8 +3,9 @@
 The ACD model (:mod:`hotline.queue.acd`) names and fills each record as app_queue does
 (ENTERQUEUE, CONNECT, RINGNOANSWER, RINGCANCELED, ABANDON, EXITWITHTIMEOUT, COMPLETECALLER,
 COMPLETEAGENT, PAUSE, UNPAUSE, AGENTLOGIN, AGENTLOGOFF, with app_queue's data fields). The
-writer stamps each with the wall clock and a key (node and sequence number) and inserts them in
-batches off the call path: a call never waits for the database. While the database is away the
+writer stamps each with the wall clock and a key (node and sequence number) and inserts them off
+the call path as they come (:func:`run_writer`): a call never waits for the database, and a
+kill -9 of the node loses at most the records of its last moments. While the database is away the
 records wait in memory (up to ``limit``; beyond that the oldest are dropped and counted, with a
 warning) and go in when it is back; a batch whose commit answer was lost is written again and
 the key makes the second write a no-op.
@@ -17,6 +18,7 @@ the key makes the second write a no-op.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import deque
@@ -85,6 +87,7 @@ class QueueLog:
         self._seq = itertools.count(1)
         self._stamp = f"{int(clock.now().timestamp())}"  # one process's keys never clash
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
 
     def add(self, records: Iterable[QueueEvent]) -> list[LogRow]:
         now = self.clock.now()
@@ -105,6 +108,8 @@ class QueueLog:
             log.info("queue %s %s agent=%s %s", row.event, row.call_id, row.agent, data)
         self.pending.extend(rows)
         self.recent.extend(rows)
+        if rows:
+            self._wake.set()
         while len(self.pending) > self.limit:
             self.pending.popleft()
             self.dropped += 1
@@ -141,6 +146,22 @@ class QueueLog:
             for _ in batch:
                 self.pending.popleft()
             return len(batch)
+
+
+async def run_writer(queue_log: QueueLog, retry: float = 1.0) -> None:
+    """Write records as they come (each batch of records wakes the writer: a kill -9 loses at
+    most the records of its last moments); after a failure, again every ``retry`` seconds."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(queue_log._wake.wait(), retry)
+        queue_log._wake.clear()
+        try:
+            await queue_log.flush()
+        except Exception as exc:  # the database is away: the records wait
+            log.warning(
+                "queue log: %d records wait (%s)", len(queue_log.pending), type(exc).__name__
+            )
+            await asyncio.sleep(retry)
 
 
 async def read(

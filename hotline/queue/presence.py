@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Protocol, TypeVar, cast
 
 import sqlalchemy as sa
@@ -41,11 +41,14 @@ agent_sessions = sa.Table(
     sa.Column("agent_id", sa.String(64), primary_key=True),
     sa.Column("extension", sa.String(16), nullable=False),
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("skills", sa.Text, nullable=False, server_default="{}"),  # JSON; migration 0006
 )
 
 
 class AgentPresence(Protocol):
-    async def login(self, agent_id: str, extension: str) -> None: ...
+    async def login(
+        self, agent_id: str, extension: str, skills: Mapping[str, int] | None = None
+    ) -> None: ...
 
     async def logout(self, agent_id: str) -> None: ...
 
@@ -63,7 +66,9 @@ class MemoryPresence:
         self._agents: dict[str, str] = {}
         self.wait = 0.0
 
-    async def login(self, agent_id: str, extension: str) -> None:
+    async def login(
+        self, agent_id: str, extension: str, skills: Mapping[str, int] | None = None
+    ) -> None:
         self._agents[agent_id] = extension
 
     async def logout(self, agent_id: str) -> None:
@@ -85,7 +90,9 @@ class RedisPresence:
         self.key = Keys(prefix).agents_present
         self.wait_key = Keys(prefix).estimated_wait
 
-    async def login(self, agent_id: str, extension: str) -> None:
+    async def login(
+        self, agent_id: str, extension: str, skills: Mapping[str, int] | None = None
+    ) -> None:
         await self.redis.hset(
             self.key, agent_id, json.dumps({"extension": extension, "since": time.time()})
         )
@@ -109,7 +116,9 @@ class AssumeAvailable:
     """For process AGI without shared state: it cannot see who is logged in, so it does not
     send callers to a voice message for lack of agents (the dialplan's queue decides)."""
 
-    async def login(self, agent_id: str, extension: str) -> None:
+    async def login(
+        self, agent_id: str, extension: str, skills: Mapping[str, int] | None = None
+    ) -> None:
         raise NotImplementedError("agents log in through `hotline serve`")
 
     async def logout(self, agent_id: str) -> None:
@@ -143,7 +152,9 @@ class DurablePresence:
         except Exception as exc:  # rebuilt from the database when shared state is back
             log.warning("shared state: %s not published (%s)", what, type(exc).__name__)
 
-    async def login(self, agent_id: str, extension: str) -> None:
+    async def login(
+        self, agent_id: str, extension: str, skills: Mapping[str, int] | None = None
+    ) -> None:
         async with self.engine.begin() as conn:
             held = sa.or_(
                 agent_sessions.c.agent_id == agent_id, agent_sessions.c.extension == extension
@@ -151,7 +162,10 @@ class DurablePresence:
             await conn.execute(agent_sessions.delete().where(held))
             await conn.execute(
                 agent_sessions.insert().values(
-                    agent_id=agent_id, extension=extension, since=self.clock.now()
+                    agent_id=agent_id,
+                    extension=extension,
+                    since=self.clock.now(),
+                    skills=json.dumps(dict(skills or {})),
                 )
             )
         await self._publish(self.shared.login(agent_id, extension), "log-in")
@@ -167,6 +181,14 @@ class DurablePresence:
                 await conn.execute(sa.select(agent_sessions.c.agent_id, agent_sessions.c.extension))
             ).all()
         return {str(a): str(e) for a, e in rows}
+
+    async def skills(self) -> dict[str, dict[str, int]]:
+        """Each stored log-in's skills (restored with it)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(sa.select(agent_sessions.c.agent_id, agent_sessions.c.skills))
+            ).all()
+        return {str(a): dict(json.loads(k or "{}")) for a, k in rows}
 
     async def agents(self) -> dict[str, str]:
         try:
@@ -203,8 +225,10 @@ class AcdPresence:
     def __init__(self, queue: QueueService, durable: DurablePresence) -> None:
         self.queue, self.durable = queue, durable
 
-    async def login(self, agent_id: str, extension: str) -> None:
-        await self.durable.login(agent_id, extension)
+    async def login(
+        self, agent_id: str, extension: str, skills: Mapping[str, int] | None = None
+    ) -> None:
+        await self.durable.login(agent_id, extension, skills)
 
     async def logout(self, agent_id: str) -> None:
         await self.durable.logout(agent_id)
@@ -223,8 +247,10 @@ class AcdPresence:
         return wait if math.isfinite(wait) else self.UNKNOWN_WAIT
 
     async def restore(self) -> int:
-        """Agents logged in before a restart are on duty again (READY); how many."""
+        """Agents logged in before a restart are on duty again (READY, with their skills);
+        how many."""
         stored = await self.durable.stored()
+        skills = await self.durable.skills()
         snapshot = await self.queue.snapshot()
         here = {a.agent_id for a in snapshot.agents if a.state.value != "logged_out"}
         restored = 0
@@ -232,7 +258,7 @@ class AcdPresence:
             if agent_id in here:
                 continue
             try:
-                await self.queue.login(agent_id, extension, {})
+                await self.queue.login(agent_id, extension, skills.get(agent_id, {}))
             except AgentStateError as exc:  # the phone is someone else's by now
                 log.warning("queue: %s not restored (%s)", agent_id, exc.code)
                 continue

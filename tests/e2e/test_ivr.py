@@ -184,7 +184,7 @@ async def test_a_repeat_caller_carries_its_ticket_to_the_agent(
 async def test_the_same_ivr_over_ari(
     lab: Lab, backend: Callable[..., LabBackend], database: str
 ) -> None:
-    # 12346 sends the call into the backend's Stasis application instead of FastAGI
+    # 12346 broadcasts the call to the backend nodes' Stasis applications instead of FastAGI
     b = backend()
     b.agent_on_duty()
     plan = CallPlan(number="12346", caller=caller(), dtmf="52")
@@ -196,7 +196,7 @@ async def test_the_same_ivr_over_ari(
         "9",
         "power",
     )
-    assert ("citizen-inbound", "Stasis", "hotline") in seen.dialplan
+    assert ("citizen-inbound", "StasisBroadcast", "2000,^hotline-") in seen.dialplan
     (row,) = await journal_rows(database, plan.caller)
     assert (row["script"], row["route"], row["outcome"]) == ("ari", "utility", "routed")
 

@@ -143,7 +143,8 @@ async def test_kill_9_of_one_of_two_nodes_its_waiting_callers_are_answered_by_th
     callers = [caller(f"71{i:02}") for i in range(6)]
     async with (
         StampedListener("127.0.0.1", lab.lab.ami_port, creds.ami_user, creds.ami_password) as ami,
-        phone(lab, "8001", answer_after_ms=300, hold_ms=2500, calls=6) as desk,
+        # room for more calls than callers: a dead node's offer may ring the phone for nobody
+        phone(lab, "8001", answer_after_ms=300, hold_ms=2500, calls=10) as desk,
     ):
         calls = [asyncio.create_task(direct(lab, "12371", who, 70000)) for who in callers]
 
@@ -158,11 +159,11 @@ async def test_kill_9_of_one_of_two_nodes_its_waiting_callers_are_answered_by_th
         killed = time.monotonic()
         n1.proc.wait(10)
         results = await asyncio.gather(*calls)
-        assert await desk.wait(20), told(n2)
-        fallbacks = [
+        await desk.stop()
+        fallbacks = [  # the safe path, or a voice message offered (the queue's overflow)
             (e.get("CallerIDNum"), stamp - killed)
             for stamp, e in zip(ami.stamps, ami.events, strict=True)
-            if e.get("UserEvent") == "HotlineFallback"
+            if e.get("UserEvent") in ("HotlineFallback", "HotlineVoicemail")
         ]
     assert all(results)
     rows = await queue_log(database)
@@ -170,7 +171,8 @@ async def test_kill_9_of_one_of_two_nodes_its_waiting_callers_are_answered_by_th
     entered = {c: last4 for last4, c in entered_by_caller(rows).items()}
     # every caller was answered (through the surviving node) or reached the safe path
     unanswered = {entered[c] for c in entered if c not in answered}
-    assert unanswered <= {who[-4:] for who, _ in fallbacks if who}, (unanswered, fallbacks)
+    reached = {who[-4:] for who, _ in fallbacks if who}
+    assert unanswered <= reached, f"{unanswered} {fallbacks}\n{told(n2)}"
     by_node = {(r["event"], r["call_id"]): r["key"].split(":")[0] for r in await keyed(database)}
     left_on_n1 = {c for (e, c), node in by_node.items() if e == "ENTERQUEUE" and node == "n1"}
     taken_on = {c for (e, c), node in by_node.items() if e == "CONNECT" and node == "n2"}

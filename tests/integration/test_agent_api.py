@@ -111,8 +111,8 @@ def walk(env: dict[str, str]) -> None:
         backend = Backend(env).start(upgrade=False)  # a restart: agents on duty again
         api = Client(backend)
         status, queue = api.call(boss, "GET", "/api/v1/queue")
-        restored = {a["agent"]: (a["state"], a["extension"]) for a in queue["agents"]}
-        assert restored[agent1] == ("ready", "8001")
+        restored = {a["agent"]: (a["state"], a["extension"], a["skills"]) for a in queue["agents"]}
+        assert restored[agent1] == ("ready", "8001", {"utility:water": 4})  # skills kept too
 
         status, me = api.call(a1, "POST", "/api/v1/agents/me/logout")
         assert (status, me["state"], me["logged_in"]) == (200, "logged_out", False)

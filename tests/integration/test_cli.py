@@ -112,6 +112,23 @@ def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> Non
     assert "shutting down" in err
 
 
+def test_serve_on_a_port_taken_says_so_not_that_the_database_failed(tmp_path: Path) -> None:
+    env = {
+        "HOTLINE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/h.db",
+        "HOTLINE_SERVER_HTTP_PORT": str(free_port()),
+    }
+    assert run("db", "upgrade", env=env).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env["HOTLINE_SERVER_AGI_PORT"] = str(taken.getsockname()[1])
+        result = run("serve", env=env)
+    assert result.returncode == 1
+    assert "cannot start:" in result.stderr and "address already in use" in result.stderr
+    assert "database" not in result.stderr.split("cannot start:")[1]
+    assert "Traceback" not in result.stderr
+
+
 def prompt_env(tmp_path: Path, **more: str) -> dict[str, str]:
     return {
         "HOTLINE_PROMPTS_BUILD_DIR": str(tmp_path / "out"),

@@ -1,4 +1,5 @@
-"""The queue log: every queue event, as app_queue's queue_log records.
+"""The queue log: every queue event, as app_queue's queue_log records; agents' skills kept
+with their log-ins.
 
 Revision ID: 0006
 Revises: 0005
@@ -32,9 +33,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_queue_log_call_id", "queue_log", ["call_id"])
     op.create_index("ix_queue_log_time", "queue_log", ["time"])
+    with op.batch_alter_table("agent_sessions") as batch:  # SQLite too
+        batch.add_column(sa.Column("skills", sa.Text, nullable=False, server_default="{}"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("agent_sessions") as batch:
+        batch.drop_column("skills")
     op.drop_index("ix_queue_log_time", "queue_log")
     op.drop_index("ix_queue_log_call_id", "queue_log")
     op.drop_table("queue_log")

@@ -80,6 +80,7 @@ async def world() -> AsyncIterator[World]:
     service = QueueService(MemoryQueueStore(config), QueueLog(None, clock, "n1"), clock)
     settings = QueueSettings(announce_interval=3600, max_wait_seconds=3600)
     calls = QueueCalls(fake, "hotline", service, settings, clock)
+    calls.leg_enters = 0.0  # the fake's legs never enter by themselves: dial at once
     stasis = Stasis(fake, "hotline", calls.roles(), clock)
     calls.bind(stasis)
     yield World(fake, service, calls, stasis)
@@ -309,3 +310,17 @@ async def test_a_caller_moved_here_from_a_stopped_node_keeps_its_place(world: Wo
     assert offers == {CALL: None}
     stored = await world.service.read(lambda acd, now: acd.waiting_call(CALL))
     assert stored is not None and stored.node == "n1"
+
+
+async def test_the_agent_leg_is_dialled_once_it_has_entered_the_application(
+    world: World,
+) -> None:
+    world.calls.leg_enters = 5.0  # a dial before would be Asterisk's 409 "not in Stasis"
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    leg = f"offer-{CALL}-1"
+    await until(lambda: world.sent("POST", "/channels/create"))
+    await asyncio.sleep(0.05)
+    assert not world.sent("POST", f"/channels/{leg}/dial")
+    world.leg_enters(leg)
+    await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
