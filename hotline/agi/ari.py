@@ -138,6 +138,14 @@ class AriClient(AriVerbs):
                     break
 
 
+async def hold_timeout(ari: AriPort, channel_id: str, seconds: int) -> None:
+    """Set the channel's absolute time-out ``seconds`` ahead (0: none) — the dead-man switch a
+    node keeps pushing while it runs a call; the dialplan's ``T`` is the safe path."""
+    await ari.post(
+        f"/channels/{channel_id}/variable", variable="TIMEOUT(absolute)", value=str(seconds)
+    )
+
+
 def stored_recording(name: str) -> str:
     return f"/recordings/stored/{quote(name, safe='')}"
 

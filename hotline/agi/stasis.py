@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from hotline.agi.ari import AriPort
+from hotline.agi.ari import AriPort, hold_timeout
 from hotline.background import Background
 from hotline.clock import Clock, SystemClock
 from hotline.errors import AriError, CallerHungUp
@@ -261,9 +261,7 @@ class Stasis:
         """Back to the dialplan, the dead-man time-out cleared first (else it would cut the
         safe path short)."""
         with contextlib.suppress(AriError):
-            await self.ari.post(
-                f"/channels/{ident}/variable", variable="TIMEOUT(absolute)", value="0"
-            )
+            await hold_timeout(self.ari, ident, 0)
         await self.ari.post(f"/channels/{ident}/continue")
 
     async def close(self, grace: float = 0.0) -> None:

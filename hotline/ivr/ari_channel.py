@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from hotline.agi.ari import AriPort
+from hotline.agi.ari import AriPort, hold_timeout
 from hotline.agi.stasis import DEFAULT_ROLE, RESYNC, RoleHandler, Stasis
 from hotline.errors import AriError
 from hotline.ivr.agi_channel import HANDOFF_VARIABLES
@@ -65,11 +65,7 @@ class AriCallChannel(TypeAhead, Speech):
     async def _push(self, seconds: int) -> None:
         while not self.gone:
             with contextlib.suppress(AriError):
-                await self.ari.post(
-                    f"/channels/{self.id}/variable",
-                    variable="TIMEOUT(absolute)",
-                    value=str(seconds),
-                )
+                await hold_timeout(self.ari, self.id, seconds)
             await asyncio.sleep(seconds / 3)
 
     async def let_go(self) -> None:
@@ -82,9 +78,7 @@ class AriCallChannel(TypeAhead, Speech):
             await keeper
         if not self.gone:
             with contextlib.suppress(AriError):
-                await self.ari.post(
-                    f"/channels/{self.id}/variable", variable="TIMEOUT(absolute)", value="0"
-                )
+                await hold_timeout(self.ari, self.id, 0)
 
     def deliver(self, event: Event) -> None:
         """An event about this call, from the Stasis router."""

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hotline.agi.ari import AriPort
+from hotline.agi.ari import AriPort, hold_timeout
 from hotline.agi.stasis import RESYNC, RoleHandler, Stasis
 from hotline.clock import Clock
 from hotline.config.settings import QueueSettings
@@ -360,10 +360,7 @@ class QueueCalls:
             await self._talk(call)
 
     async def _dead_man(self, cid: str, seconds: int) -> None:
-        """Asterisk's own time-out on the channel (0: off); its ``T`` is the safe path."""
-        await self.ari.post(
-            f"/channels/{cid}/variable", variable="TIMEOUT(absolute)", value=str(seconds)
-        )
+        await hold_timeout(self.ari, cid, seconds)
 
     async def _wait(self, call: QueueCall) -> bool:
         """Until an agent answers (True) or the caller leaves the queue (False)."""

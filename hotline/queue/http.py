@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from hotline.queue.acd import AgentView, Priority, Snapshot
 from hotline.queue.metrics import CONTENT_TYPE
 from hotline.queue.service import QueueService
 from hotline.ticketing.model import Role
-from hotline.web import current_user, json_body, ok
+from hotline.web import Handler, current_user, json_body, ok
 
 EXTENSION = re.compile(r"[0-9]{3,8}")  # ASCII digits: \d takes ٣ and ３ too
 SKILL = re.compile(r"[a-z]+:[a-z0-9_-]{1,32}")  # utility:water, type:help, lang:zh
@@ -118,11 +119,16 @@ async def _target(request: web.Request) -> str:
     return who
 
 
-async def ready(request: web.Request) -> web.Response:
-    agent_id = await _target(request)
-    await _body(request, set())
-    await request.app[QUEUE].ready(agent_id)
-    return ok(await _view(request.app[QUEUE], agent_id))
+def _plain(command: Callable[[QueueService, str], Awaitable[object]]) -> Handler:
+    """A command with no body: ready, unpause, end wrap-up."""
+
+    async def handle(request: web.Request) -> web.Response:
+        agent_id = await _target(request)
+        await _body(request, set())
+        await command(request.app[QUEUE], agent_id)
+        return ok(await _view(request.app[QUEUE], agent_id))
+
+    return handle
 
 
 async def pause(request: web.Request) -> web.Response:
@@ -132,20 +138,6 @@ async def pause(request: web.Request) -> web.Response:
     if not isinstance(reason, str) or not REASON.fullmatch(reason):
         raise PayloadError("reason", "is a short reason of a-z, 0-9, _ and -, e.g. lunch")
     await request.app[QUEUE].pause(agent_id, reason, after_call=_flag(body, "after_call"))
-    return ok(await _view(request.app[QUEUE], agent_id))
-
-
-async def unpause(request: web.Request) -> web.Response:
-    agent_id = await _target(request)
-    await _body(request, set())
-    await request.app[QUEUE].unpause(agent_id)
-    return ok(await _view(request.app[QUEUE], agent_id))
-
-
-async def end_wrap_up(request: web.Request) -> web.Response:
-    agent_id = await _target(request)
-    await _body(request, set())
-    await request.app[QUEUE].end_wrap_up(agent_id)
     return ok(await _view(request.app[QUEUE], agent_id))
 
 
@@ -192,10 +184,10 @@ def setup(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/v1/agents/me/login", login)
     for who in ("me", "{agent}"):
-        r.add_post(f"/api/v1/agents/{who}/ready", ready)
+        r.add_post(f"/api/v1/agents/{who}/ready", _plain(QueueService.ready))
         r.add_post(f"/api/v1/agents/{who}/pause", pause)
-        r.add_post(f"/api/v1/agents/{who}/unpause", unpause)
-        r.add_post(f"/api/v1/agents/{who}/wrap-up/end", end_wrap_up)
+        r.add_post(f"/api/v1/agents/{who}/unpause", _plain(QueueService.unpause))
+        r.add_post(f"/api/v1/agents/{who}/wrap-up/end", _plain(QueueService.end_wrap_up))
         r.add_post(f"/api/v1/agents/{who}/logout", logout)
     r.add_get("/api/v1/agents", agents)
     r.add_get("/api/v1/queue", queue)

@@ -83,7 +83,7 @@ class QueueLog:
         self.pending: deque[LogRow] = deque()
         self.limit = limit
         self.dropped = 0
-        self.recent: deque[LogRow] = deque(maxlen=1000)  # for the metrics and tests' eyes
+        self.recent: deque[LogRow] = deque(maxlen=1000)  # the latest, for a look without I/O
         self._seq = itertools.count(1)
         self._stamp = f"{int(clock.now().timestamp())}"  # one process's keys never clash
         self._lock = asyncio.Lock()

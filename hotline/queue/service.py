@@ -116,13 +116,11 @@ class QueueService:
             if control is None:
                 log.error("queue: offer %s but no call control", offer.offer_id)
                 continue
-            self.background.submit(self._ring(control, offer), f"ring {offer.offer_id}")
+            self.background.submit(self.ring_or_decline(control, offer), f"ring {offer.offer_id}")
         self._wake.set()
 
     async def ring_or_decline(self, control: CallControl, offer: OfferDecision) -> None:
-        await self._ring(control, offer)
-
-    async def _ring(self, control: CallControl, offer: OfferDecision) -> None:
+        """Ring the agent; a phone that cannot be rung is declined: the next agent."""
         try:
             await control.ring(offer)
         except Exception as exc:  # the phone cannot be rung: the next agent

@@ -163,6 +163,7 @@ async def test_a_citizen_keys_1_and_talks_to_the_agent_in_one_mixing_bridge(
 async def test_a_utility_caller_after_two_ordinary_callers_is_answered_first(
     lab: Lab, backend: Callable[..., LabBackend], database: str
 ) -> None:
+    # rule H-6: a utility emergency jumps the line
     b = backend(**QUICK)
     token, agent_id = agent(b, "8001", {"utility:water": 5})
     async with phone(lab, "8001", answer_after_ms=500, hold_ms=9000, calls=2) as desk:
@@ -272,6 +273,7 @@ async def test_with_nobody_ready_the_caller_is_offered_a_voice_message(
 async def test_a_utility_call_goes_only_to_the_agent_with_that_skill(
     lab: Lab, backend: Callable[..., LabBackend], database: str
 ) -> None:
+    # rule H-6: the utility call to an agent who handles that utility
     b = backend(**QUICK)
     _, plain = agent(b, "8001")  # idle longest, but no water skill
     await asyncio.sleep(0.1)

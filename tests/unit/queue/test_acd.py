@@ -223,6 +223,7 @@ def test_agent_commands_are_logged_as_app_queue_does() -> None:
 
 # -- order of waiting calls ---------------------------------------------------------------------
 def test_a_utility_caller_after_two_ordinary_callers_is_offered_first() -> None:
+    # rule H-6: utility emergencies are put straight through
     acd = Acd()
     acd.enter("c1", 0.0)
     acd.enter("c2", 1.0)
@@ -232,6 +233,7 @@ def test_a_utility_caller_after_two_ordinary_callers_is_offered_first() -> None:
 
 
 def test_emergency_before_utility_before_repeat_before_normal() -> None:
+    # rules E-1 and H-6: the emergency plan first, then utility emergencies
     acd = Acd()
     for i, priority in enumerate(
         [Priority.NORMAL, Priority.REPEAT, Priority.UTILITY, Priority.EMERGENCY]
@@ -242,6 +244,7 @@ def test_emergency_before_utility_before_repeat_before_normal() -> None:
 
 
 def test_classify_follows_the_rules() -> None:
+    # rules E-1 and H-6
     assert classify(emergency_plan=True, utility=True) is Priority.EMERGENCY
     assert classify(utility=True, ticket="20261127-0042") is Priority.UTILITY
     assert classify(ticket="20261127-0042") is Priority.REPEAT

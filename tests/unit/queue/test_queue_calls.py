@@ -240,6 +240,7 @@ async def test_after_a_lost_socket_a_caller_who_left_unseen_is_an_abandon(world:
 
 
 def test_the_dialplan_arguments_give_priority_and_skills() -> None:
+    # rules E-1 and H-6: the IVR's priority 9 and 10
     context = parse_args(["type=help", "priority=9", "utility=water", "ticket=", "junk"])
     assert context == {"type": "help", "priority": "9", "utility": "water", "ticket": ""}
     assert priority_of(context).name == "UTILITY"

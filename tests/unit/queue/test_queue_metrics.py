@@ -49,6 +49,7 @@ def test_offered_answered_abandoned_and_the_service_level_follow_the_queue() -> 
 
 
 def test_no_caller_and_no_call_id_is_ever_a_label() -> None:
+    # rule Y-1: no caller identity in published figures
     acd, metrics = Acd(), QueueMetrics()
     metrics.count(acd.command("a1", Login("8001"), 0.0).records)
     metrics.count(acd.enter("hotline-lab-1.7", 0.0, masked_caller="13912345678").records)
