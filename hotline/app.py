@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -64,6 +65,9 @@ from hotline.queue.log import QueueLog, run_writer
 from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
 from hotline.queue.service import QueueService
 from hotline.queue.store import MemoryQueueStore, QueueStore, RedisQueueStore
+from hotline.softphone_bridge import ws as console_ws
+from hotline.softphone_bridge.bridge import Bridge
+from hotline.softphone_bridge.outbox import MemoryOutbox
 from hotline.state import (
     AppBeats,
     Epoch,
@@ -74,7 +78,7 @@ from hotline.state import (
     RedisLiveCalls,
 )
 from hotline.ticketing import http as tickets_http
-from hotline.ticketing.users import authenticate
+from hotline.ticketing.users import authenticate, unit_names
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +283,12 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     service = app[tickets_http.SERVICE]
     client = None
     if ari_settings.url:
-        client = AriClient(ari_settings.url, ari_settings.user, ari_settings.password)
+        client = AriClient(
+            ari_settings.url,
+            ari_settings.user,
+            ari_settings.password,
+            max_connections=ari_settings.max_connections,
+        )
         await client.__aenter__()
     app[IVR] = bootstrap.ivr_services(settings, service, app[PRESENCE])
     health = app[HEALTH]
@@ -313,6 +322,8 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
             peers=None if beats is None else beats.alive,
         )
         queue_calls.bind(stasis)
+        queue_calls.ringing.append(app[console_ws.BRIDGE].ringing)  # the agents' screen pops
+        app[console_ws.BRIDGE].ari = client
         listener = asyncio.create_task(stasis.run())
         helpers = Background("ari")
         helpers.submit(stasis.watch_peers(), "stopped nodes' callers")
@@ -332,6 +343,28 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         await app[IVR].background.close(settings.server.shutdown_grace)
         if client is not None:
             await client.close()
+
+
+async def _console(app: web.Application) -> AsyncIterator[None]:
+    """The agents' consoles: their sessions, pops and commands (the softphone bridge)."""
+    settings, service, engine = app[SETTINGS], app[tickets_http.SERVICE], app[ENGINE]
+
+    async def names() -> dict[str, str]:
+        return await unit_names(engine)
+
+    app[console_ws.BRIDGE] = Bridge(
+        app[QUEUE],
+        app[PRESENCE],
+        MemoryOutbox(),
+        app[CLOCK],
+        pop_source=service.screen_pop,
+        unit_names=names,
+        routing=settings.routing.categories,
+    )
+    try:
+        yield
+    finally:
+        await app[console_ws.BRIDGE].close()
 
 
 async def _bounded_drain(writer: JournalWriter, bound: float) -> None:
@@ -422,16 +455,21 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[NODE] = node_name(settings)
-    app.cleanup_ctx.extend([_database, _shared_state, _ari, _background, _fastagi])
+    app.cleanup_ctx.extend([_database, _shared_state, _console, _ari, _background, _fastagi])
     edge.setup(app)
     ops.setup(app)
     tickets_http.setup(app)
     queue_http.setup(app)
+    console_ws.setup(app)
     return app
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully."""
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, exit_when_stuck: bool = False
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully — within
+    ``server.shutdown_grace`` + 20 s; past it, what is stuck is logged and, with
+    ``exit_when_stuck`` (the command), the process exits with status 1."""
     app = build_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -447,4 +485,40 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
-        await runner.cleanup()
+        bound = settings.server.shutdown_grace + SHUTDOWN_SLACK
+        if not await _bounded_cleanup(runner, bound) and exit_when_stuck:
+            logging.shutdown()
+            os._exit(1)  # asyncio.run would wait for ever on a task that will not end
+
+
+SHUTDOWN_SLACK = 20.0  # seconds a shutdown may take beyond the calls' grace
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its chain of awaits, outermost first."""
+    lines: list[str] = []
+    step: Any = task.get_coro()
+    while step is not None and len(lines) < 50:
+        frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+        if frame is None:
+            lines.append(f"\n  {type(step).__name__}")
+            break
+        lines.append(f"\n  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+    return "".join(lines)
+
+
+async def _bounded_cleanup(runner: web.AppRunner, bound: float) -> bool:
+    """Shut down within ``bound`` seconds (True); past it, what is still running is logged
+    with its stack (False)."""
+    try:
+        async with asyncio.timeout(bound):
+            await runner.cleanup()
+        return True
+    except TimeoutError:
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                log.error("shutdown stuck on %s:%s", task.get_name(), _awaiting(task))
+        log.error("the shutdown took over %.0f s", bound)
+        return False

@@ -50,7 +50,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.errors import NotMigrated
 
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, exit_when_stuck=True))
     except NotMigrated as exc:
         raise CommandError(f"refusing to start: {exc}", EXIT_CONFIG) from None
     except SQLAlchemyError as exc:

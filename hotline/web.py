@@ -214,11 +214,18 @@ class Authenticator:
         self.refused = 0  # failed attempts, throttled or not (for /healthz and tests)
 
     async def user(self, request: web.Request) -> User:
-        source = request.remote or "unknown"
-        now = self.monotonic()
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
-        well_formed = scheme.lower() == "bearer" and bool(token) and token.isascii()
+        bearer = scheme.lower() == "bearer"
+        return await self.token_user(token if bearer else "", request.remote or "unknown")
+
+    async def token_user(self, token: str, source: str, fresh: bool = False) -> User:
+        """The user of a bearer token (from ``source``, for the throttle); ``fresh``: asked
+        of the database, not the cache (a long-lived socket checks its token is still good)."""
+        now = self.monotonic()
+        well_formed = bool(token) and token.isascii()
+        if fresh and well_formed:
+            self._cache.pop(token_hash(token), None)
         if well_formed:  # a token checked within the TTL is served even from a throttled
             cached = self._cache.get(token_hash(token))  # source: one bad client behind an
             if cached is not None and cached[1] > now:  # office's NAT address locks nobody out

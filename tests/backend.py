@@ -102,9 +102,20 @@ class Backend:
         return self.log.read()
 
     def stop(self) -> str:
+        stuck = False
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=45)  # the backend bounds its shutdown to grace + 20 s
+            except subprocess.TimeoutExpired:  # never left running: it would take the next
+                stuck = True  # test's calls (same node name, same lab)
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         out = self.output()
         self.log.close()
+        keep = os.environ.get("HOTLINE_TEST_LOG_DIR")  # a developer's look at a failed run
+        if keep:
+            name = f"hotline-serve-{self.env.get('HOTLINE_SERVER_NODE_ID', '')}-{os.getpid()}"
+            Path(keep, f"{name}-{time.time_ns()}.log").write_text(out, encoding="utf-8")
+        assert not stuck, "hotline serve did not stop on SIGTERM:\n" + out[-3000:]
         return out

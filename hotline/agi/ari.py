@@ -69,9 +69,15 @@ class AriVerbs:
 
 class AriClient(AriVerbs):
     def __init__(
-        self, url: str, user: str, password: str, session: aiohttp.ClientSession | None = None
+        self,
+        url: str,
+        user: str,
+        password: str,
+        session: aiohttp.ClientSession | None = None,
+        max_connections: int = 50,
     ) -> None:
         self.url = url.rstrip("/")
+        self.max_connections = max_connections  # under Asterisk's sessionlimit (default 100)
         self.user, self.password = user, password
         self._session = session
         self._own = session is None
@@ -82,6 +88,7 @@ class AriClient(AriVerbs):
             self._session = aiohttp.ClientSession(
                 headers={"Authorization": f"Basic {basic}"},  # aiohttp's BasicAuth is deprecated
                 timeout=aiohttp.ClientTimeout(total=30),
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
             )
         return self
 

@@ -30,6 +30,13 @@ class Request:
 
 
 @dataclass
+class InTurn:
+    """Replies for a path one request at a time (then the path answers as usual)."""
+
+    replies: list[Any]
+
+
+@dataclass
 class FakeAsterisk(AriVerbs):
     password: str = "fake-ari-password"
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> channel JSON
@@ -64,6 +71,11 @@ class FakeAsterisk(AriVerbs):
             raise AriError(404, f"{path} not found")
         if (method, path) in self.replies:
             reply = self.replies[method, path]
+            if isinstance(reply, InTurn):  # one reply per request, then the resource's own
+                turn = reply
+                reply = turn.replies.pop(0)
+                if not turn.replies:
+                    del self.replies[method, path]
             if isinstance(reply, AriError):
                 raise reply
             return reply

@@ -158,6 +158,18 @@ class Stasis:
         self.adopted += adopted
         return adopted
 
+    async def run_by_live_nodes(self) -> set[str]:
+        """The channels in this node's application and in those of live nodes of the family:
+        calls someone runs (their bridges are theirs, even empty for a moment)."""
+        apps = await self.ari.get("/applications") or []
+        alive = await self.peers() if self.peers is not None else set()
+        return {
+            str(ident)
+            for app in apps
+            if (name := str(app.get("name", ""))) == self.app or name in alive
+            for ident in app.get("channel_ids") or []
+        }
+
     async def _take(self, ident: str, here: bool) -> None:
         if ident.startswith(ORIGINATED_PREFIXES):  # a leg we dialled: nobody can bridge it now
             log.warning("ARI channel %s left behind in %s: hung up", ident, self.app)

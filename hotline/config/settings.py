@@ -192,6 +192,9 @@ class AriSettings:
     user: str = setting("")
     password: str = setting("", doc="secret: set it in the environment, not in a file", secret=True)
     app: str = setting("hotline", _name, "the Stasis application name")
+    max_connections: int = setting(
+        50, _positive, "HTTP connections to ARI per node (Asterisk's http.conf sessionlimit: 100)"
+    )
     recordings_dir: Path = setting(Path("var/recordings"), doc="voice messages fetched here")
     sweep_interval: float = setting(
         60.0, _positive, "seconds between sweeps of voice messages left on the switch"

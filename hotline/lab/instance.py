@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,13 +91,15 @@ class Lab:
     def build(self) -> Path:
         return ensure_root(self.lab.cache_dir, self.lab.suite, self.lab.mirror)
 
-    def up(self, prompts_dir: Path | None = None) -> Status:
+    def up(self, prompts_dir: Path | None = None, extra: Mapping[str, str] | None = None) -> Status:
+        """Start the instance. ``extra``: configuration a bench adds (file name -> text appended
+        to the rendered or stock file of that name, or a new file), e.g. more endpoints."""
         require_root_user()
         current = self.status()
         if current.running:
             return current
         self.build()
-        self._prepare(prompts_dir)
+        self._prepare(prompts_dir, extra or {})
         self._check_ports_free()
         self._mount_proc()
         try:
@@ -105,7 +108,7 @@ class Lab:
             self._unmount_proc_if_idle()
             raise
 
-    def _prepare(self, prompts_dir: Path | None) -> None:
+    def _prepare(self, prompts_dir: Path | None, extra: Mapping[str, str]) -> None:
         for sub in ("etc", "run", "log", "spool/recording", "lib", "cache", "sipp", "moh"):
             (self.home / sub).mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         _hold_music(self.home / "moh" / "chime.wav")
@@ -120,6 +123,7 @@ class Lab:
         )
         for name, text in render.render_all(values).items():
             _write(self.home / "etc" / name, text, FILE_MODE)
+        add_configuration(self.home / "etc", extra)
         hosts = self.root / "etc" / "hosts"
         name = socket.gethostname()
         if name not in hosts.read_text().split():
@@ -315,6 +319,16 @@ def _running_pid(pid_file: Path, conf: str) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if conf.encode() in cmdline else None  # our Asterisk, not a recycled pid
+
+
+def add_configuration(etc: Path, extra: Mapping[str, str]) -> None:
+    """Append each text to the configuration file of its name in ``etc`` (or create it)."""
+    for name, text in extra.items():
+        if "/" in name or name.startswith(".") or not name.endswith(".conf"):
+            raise LabError(f"extra configuration {name!r}: a file name ending in .conf")
+        path = etc / name
+        before = path.read_text(encoding="utf-8") if path.exists() else ""
+        _write(path, f"{before}\n; -- added for this run\n{text}", FILE_MODE)
 
 
 def _hold_music(target: Path) -> None:

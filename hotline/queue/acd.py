@@ -192,6 +192,7 @@ class AgentChange:
     after: AgentState
     event: str  # the event's class name
     call_id: str | None
+    pause_reason: str | None = None  # paused: why
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +304,9 @@ class Acd:
         call_id = agent.call_id
         after = agent.handle(event, now)
         name, call_id = type(event).__name__, agent.call_id or call_id
-        batch.changes.append(AgentChange(now, agent.agent_id, before, after, name, call_id))
+        batch.changes.append(
+            AgentChange(now, agent.agent_id, before, after, name, call_id, agent.pause_reason)
+        )
         batch.records.extend(_agent_records(agent, event, before, reason, login_at, now))
         if before in ON_A_CALL and after is S.READY:
             self._after_call(agent, now, batch)
@@ -542,18 +545,13 @@ class Acd:
             for i, c in enumerate(self.waiting, 1)
         )
         agents = tuple(
-            AgentView(
-                a.agent_id,
-                a.extension,
-                a.state,
-                now - a.state_since,
-                a.pause_reason,
-                a.call_id,
-                MappingProxyType(dict(a.skills)),
-            )
-            for a in sorted(self._agents.values(), key=lambda a: a.agent_id)
+            _view(a, now) for a in sorted(self._agents.values(), key=lambda a: a.agent_id)
         )
         return Snapshot(waiting, agents, self.handle_time)
+
+    def agent_view(self, agent_id: str, now: float) -> AgentView | None:
+        agent = self._agents.get(agent_id)
+        return None if agent is None else _view(agent, now)
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`expire`, :meth:`tick` and :meth:`dispatch` have work next (None: nothing)."""
@@ -706,3 +704,15 @@ def touched(outcome: Outcome) -> tuple[set[str], set[str]]:
     calls |= {c.call_id for c in outcome.changes if c.call_id}
     calls |= set(outcome.calls)
     return agents, calls
+
+
+def _view(a: Agent, now: float) -> AgentView:
+    return AgentView(
+        a.agent_id,
+        a.extension,
+        a.state,
+        now - a.state_since,
+        a.pause_reason,
+        a.call_id,
+        MappingProxyType(dict(a.skills)),
+    )

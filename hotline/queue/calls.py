@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,6 +66,15 @@ HANDOFF = {  # the IVR's hand-off variables (hotline/ivr/agi_channel.py)
     "ticket": "HOTLINE_TICKET",
     "path": "HOTLINE_IVR_PATH",
 }
+
+
+def from_snapshot(channel: Event) -> dict[str, str] | None:
+    """The hand-off from the channel's snapshot, when ari.conf's ``channelvars`` lists every
+    hand-off variable (one request fewer per variable); None when it does not."""
+    shown = channel.get("channelvars")
+    if not isinstance(shown, dict) or any(name not in shown for name in HANDOFF.values()):
+        return None
+    return {key: str(shown[name] or "") for key, name in HANDOFF.items()}
 
 
 def parse_args(args: list[str]) -> dict[str, str]:
@@ -109,6 +118,8 @@ class QueueCall:
     talk: str | None = None
     playback: str | None = None  # the position prompt playing, stopped on answer
     announcements: int = 0
+    context: Mapping[str, str] = field(default_factory=dict)  # the IVR's hand-off
+    arrived: float = 0.0  # monotonic: when it came to this node's queue
 
     def deliver(self, event: Event) -> None:
         self.events.put_nowait(event)
@@ -121,6 +132,18 @@ class QueueCall:
 
     def leg_gone(self, leg: str) -> None:
         self.legs_done.setdefault(leg, asyncio.Event()).set()
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    """An agent's phone started ringing for a caller (for the agent's screen pop)."""
+
+    call_id: str
+    agent_id: str
+    offer_id: str
+    caller: str  # the number in clear: agents are office staff (rule Y-1)
+    context: Mapping[str, str]  # the IVR's hand-off: type, priority, utility, ticket, path
+    waited: float  # seconds since the caller came to the queue
 
 
 class QueueCalls:
@@ -136,6 +159,7 @@ class QueueCalls:
         self.calls: dict[str, QueueCall] = {}
         self.stasis: Stasis | None = None
         self.leg_enters = LEG_ENTERS
+        self.ringing: list[Callable[[Ringing], None]] = []  # the softphone bridge's pops
 
     def roles(self) -> dict[str, RoleHandler]:
         return {"queue": self.caller, "agent": self.agent}
@@ -154,12 +178,16 @@ class QueueCalls:
         live = {str(c["id"]) for c in channels if c.get("id")}
         placing = {leg for call in self.calls.values() for leg in call.offers}
         await self.service.reconcile(live | placing | set(self.calls), RECONCILE_GRACE)
+        # a live node's bridge is its own, even empty or half-filled for a moment
+        run = await self.stasis.run_by_live_nodes() if self.stasis is not None else set()
         for bridge in await self.ari.get("/bridges") or []:
             ident = str(bridge.get("id", ""))
             kind, _, call_id = ident.partition("-")
-            if kind not in ("hold", "talk") or call_id in self.calls:
+            if kind not in ("hold", "talk") or call_id in self.calls or call_id in run:
                 continue
             left = [str(c) for c in bridge.get("channels") or []]
+            if any(c in run for c in left):
+                continue
             if kind == "talk" and len(left) == 1:  # its node stopped and one side hung up
                 log.warning("queue: %s alone in %s (its node stopped); hung up", left[0], ident)
                 await self._hang_up(left[0])
@@ -210,6 +238,19 @@ class QueueCalls:
             await asyncio.wait_for(entered.wait(), self.leg_enters)
         timeout = math.ceil(self.cfg.ring_timeout) + 5  # the service ends it first
         await self.ari.post(f"/channels/{leg}/dial", caller=offer.call_id, timeout=timeout)
+        rung = Ringing(
+            offer.call_id,
+            offer.agent_id,
+            leg,
+            call.caller,
+            call.context,
+            max(0.0, self.clock.monotonic() - call.arrived),
+        )
+        for hook in self.ringing:
+            try:
+                hook(rung)
+            except Exception:
+                log.exception("queue: a ringing hook failed on %s", leg)
 
     async def cancel(self, offer: OfferDecision) -> None:
         if offer.node and offer.node != self.node and offer.call_id not in self.calls:
@@ -273,15 +314,17 @@ class QueueCalls:
     async def caller(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
         call_id = str(channel["id"])
         number = str((channel.get("caller") or {}).get("number") or "")
-        call = QueueCall(call_id, number)
+        call = QueueCall(call_id, number, arrived=self.clock.monotonic())
         self.calls[call_id] = call
         stasis.own(call_id, call)
         try:
             if ADOPTED in args:  # moved here from a node that stopped: it keeps its place
                 await self._adopted(call)
                 return
-            context = parse_args(args) or await self._variables(call_id)
-            await self._stay(call, context)
+            call.context = (
+                parse_args(args) or from_snapshot(channel) or await self._variables(call_id)
+            )
+            await self._stay(call, call.context)
         finally:
             self.calls.pop(call_id, None)
             for leg in call.offers:
@@ -345,7 +388,8 @@ class QueueCalls:
 
     async def _stay(self, call: QueueCall, context: Mapping[str, str]) -> None:
         cid = call.call_id
-        await self._hold(call)
+        # in the queue first: an agent is rung while the hold bridge is made (its events wait
+        # in the call's inbox until the hold is ready)
         await self.service.enter(
             cid,
             priority=priority_of(context),
@@ -353,6 +397,12 @@ class QueueCalls:
             ticket=context.get("ticket") or None,
             masked_caller=mask_phone(call.caller),
         )
+        try:
+            await self._hold(call)
+        except BaseException:
+            with contextlib.suppress(Exception):  # out of the queue: the caller's safe path
+                await self.service.overflow(cid)
+            raise
         if await self.service.staffed() == 0:  # nobody to take it: a voice message
             await self._overflow(call, "no agent on duty")
             return

@@ -27,6 +27,7 @@ from hotline.clock import Clock
 from hotline.queue.acd import (
     Acd,
     AgentChange,
+    AgentView,
     OfferDecision,
     Outcome,
     Priority,
@@ -238,6 +239,9 @@ class QueueService:
 
     async def snapshot(self) -> Snapshot:
         return await self.read(lambda acd, now: acd.snapshot(now))
+
+    async def agent(self, agent_id: str) -> AgentView | None:
+        return await self.read(lambda acd, now: acd.agent_view(agent_id, now))
 
     async def staffed(self) -> int:
         return await self.read(lambda acd, now: acd.staffed())

@@ -358,6 +358,18 @@ def document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/console/socket": {
+            "get": {
+                "summary": "The agent console's WebSocket: agent states and screen pops pushed, "
+                "numbered per agent and resumable; agent commands (hotline/softphone_bridge/"
+                "PROTOCOL.md). The token comes in the first message, hello, not in a header",
+                "security": [],
+                "responses": {
+                    "101": {"description": "switching to the WebSocket protocol"},
+                    "400": {"description": "not a WebSocket upgrade"},
+                },
+            }
+        },
         "/console/": {
             "get": {
                 "summary": "The agent console (a placeholder page until the console issue)",

@@ -27,6 +27,7 @@ from hotline.ticketing.model import Channel, TicketEvent
 from hotline.ticketing.queries import TicketQueries
 from hotline.ticketing.tables import (
     assignments,
+    call_identity_access,
     identity_access,
     office_tasks,
     ticket_events,
@@ -266,6 +267,16 @@ class TicketRepository:
         await self.conn.execute(
             identity_access.insert().values(
                 ticket_id=ticket_id, user_id=user_id, role=role, at=at, why=why[:500]
+            )
+        )
+
+    async def log_call_identity_access(
+        self, call_id: str, user_id: str, role: str, at: dt.datetime, why: str
+    ) -> None:
+        """Rule Y-1: a caller's number shown to an agent (a screen pop), on record."""
+        await self.conn.execute(
+            call_identity_access.insert().values(
+                call_id=call_id, user_id=user_id, role=role, at=at, why=why[:500]
             )
         )
 

@@ -391,6 +391,19 @@ class TicketService:
             ticket.id, actor.user_id, actor.role.value, self.clock.now(), why
         )
 
+    async def screen_pop(self, actor: Actor, call_id: str, phone: str) -> list[Summary]:
+        """The caller's tickets for an agent's screen pop, newest first; the number shown is
+        an identity access on record (rule Y-1), in the same transaction."""
+        if actor.role not in OFFICE:
+            raise Forbidden("role_forbidden", "only the office sees a caller's number", "Y-1")
+        async with self.uow() as uow:
+            found = await uow.queries.search(phone=phone, limit=20) if phone else []
+            await uow.tickets.log_call_identity_access(
+                call_id, actor.user_id, actor.role.value, self.clock.now(), "screen pop"
+            )
+            await uow.commit()
+        return found
+
     async def search(
         self,
         actor: Actor,

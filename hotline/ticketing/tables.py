@@ -94,6 +94,18 @@ identity_access = sa.Table(  # rule Y-1: every look at a citizen's identity, on 
     sa.Column("why", sa.String(500), nullable=False),
 )
 
+call_identity_access = sa.Table(  # rule Y-1: every screen pop of a caller's number (0007)
+    "call_identity_access",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("at", TZ, nullable=False),
+    sa.Column("why", sa.String(500), nullable=False),
+    sa.Index("ix_call_identity_access_call_id", "call_id"),
+)
+
 office_tasks = sa.Table(  # work for the office that is not a ticket action (voice messages)
     "office_tasks",
     metadata,

@@ -94,7 +94,8 @@ def state_of(b: LabBackend, token: str, agent_id: str) -> str:
 def told(b: LabBackend) -> str:
     """What the backend logged about the queue (for a failing assertion's message)."""
     lines = b.output().splitlines()
-    return "\n".join(line for line in lines if "queue" in line or "ERROR" in line)[-4000:]
+    shown = ("queue", "ERROR", "Error:")  # an exception's last line too
+    return "\n".join(line for line in lines if any(s in line for s in shown))[-4000:]
 
 
 def entered_by_caller(rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from hotline.config.settings import load_settings
 from hotline.ivr.fallback import fallback_key
 from hotline.lab import render
-from hotline.lab.instance import _write, complete_credentials, private
+from hotline.lab.instance import _write, add_configuration, complete_credentials, private
 from hotline.lab.root import LabError, find_mirror, stamp
 from hotline.lab.sipp import CallPlan, scenario
 
@@ -220,3 +220,15 @@ def test_what_an_older_lab_left_readable_is_made_private(tmp_path: Path) -> None
     assert stat.S_IMODE((home / "spool").stat().st_mode) == 0o750
     assert stat.S_IMODE(wav.stat().st_mode) == 0o640
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644  # a link is not followed
+
+
+def test_a_bench_adds_configuration_to_a_rendered_file_or_a_new_one(tmp_path: Path) -> None:
+    (tmp_path / "pjsip.conf").write_text("[trunk]\ntype=endpoint\n", encoding="utf-8")
+    add_configuration(tmp_path, {"pjsip.conf": "[7001]\ntype=endpoint\n", "queues.conf": "[q]\n"})
+    pjsip = (tmp_path / "pjsip.conf").read_text(encoding="utf-8")
+    assert pjsip.startswith("[trunk]\ntype=endpoint\n")  # the rendered file is kept
+    assert pjsip.endswith("; -- added for this run\n[7001]\ntype=endpoint\n")
+    assert (tmp_path / "queues.conf").read_text(encoding="utf-8").endswith("[q]\n")
+    for name in ("../asterisk.conf", "queues", ".conf"):
+        with pytest.raises(LabError, match=r"a file name ending in \.conf"):
+            add_configuration(tmp_path, {name: "x"})

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hotline.agi.fake_ari import FakeAsterisk, Request
+from hotline.agi.fake_ari import FakeAsterisk, InTurn, Request
 from hotline.agi.stasis import Stasis
 from hotline.clock import SystemClock
 from hotline.config.settings import QueueSettings
@@ -182,10 +182,13 @@ async def test_a_busy_agent_is_a_miss_at_once_and_the_next_agent_rings(world: Wo
 async def test_an_agent_leg_that_cannot_be_created_is_declined_and_offered_on(
     world: World,
 ) -> None:
-    world.fake.replies["POST", "/channels/create"] = AriError(500, "Allocation failed")
+    world.fake.replies["POST", "/channels/create"] = InTurn([AriError(500, "Allocation failed")])
     await world.service.login("a1", "8001", {})
     world.caller_enters()
-    await until(lambda: (CALL, "a1", "RINGNOANSWER") in world.records())
+    await until(lambda: world.sent("POST", f"/channels/offer-{CALL}-2/dial"))
+    assert (CALL, "a1", "RINGNOANSWER") in world.records()  # the failed ring was a miss
+    created = [r.params["channelId"] for r in world.sent("POST", "/channels/create")]
+    assert created == [f"offer-{CALL}-1", f"offer-{CALL}-2"]  # offered on
     snapshot = await world.service.snapshot()
     assert snapshot.waiting[0].call_id == CALL  # still waiting, not lost
 
@@ -258,6 +261,11 @@ async def test_on_reconnect_the_queue_is_brought_back_to_what_asterisk_has(world
         {"id": "hold-gone-1", "channels": []},  # left behind by the node that stopped
         {"id": "talk-x9", "channels": ["x9", "offer-x9-1"]},  # still in use: kept
         {"id": "other", "channels": []},  # not the queue's
+        {"id": "hold-x5", "channels": []},  # a caller that a node runs: its bridge, kept
+        {"id": "talk-x6", "channels": ["offer-x6-1"]},  # being filled by its node: kept
+    ]
+    world.fake.replies["GET", "/applications"] = [
+        {"name": "hotline", "channel_ids": ["x5", "x6", "offer-x6-1"]}
     ]
     world.fake.inject({"type": "Nothing"})
     listener = asyncio.create_task(world.stasis.run())  # the socket opens: rebuild
@@ -266,6 +274,9 @@ async def test_on_reconnect_the_queue_is_brought_back_to_what_asterisk_has(world
         await until(lambda: ("gone-1", "NONE", "ABANDON") in world.records())
         assert not world.sent("DELETE", "/bridges/talk-x9")
         assert not world.sent("DELETE", "/bridges/other")
+        assert not world.sent("DELETE", "/bridges/hold-x5")
+        assert not world.sent("DELETE", "/bridges/talk-x6")
+        assert not world.sent("DELETE", "/channels/offer-x6-1")
     finally:
         listener.cancel()
 
@@ -325,3 +336,56 @@ async def test_the_agent_leg_is_dialled_once_it_has_entered_the_application(
     assert not world.sent("POST", f"/channels/{leg}/dial")
     world.leg_enters(leg)
     await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
+
+
+async def test_the_hand_off_comes_from_the_snapshot_when_ari_conf_shows_the_variables(
+    world: World,
+) -> None:
+    # ari.conf's channelvars: the StasisStart carries the IVR's variables (rule E-1's priority)
+    shown = {
+        "HOTLINE_TYPE": "help",
+        "HOTLINE_PRIORITY": "10",
+        "HOTLINE_UTILITY": "",
+        "HOTLINE_TICKET": "",
+        "HOTLINE_IVR_PATH": "menu:9",
+    }
+    await world.service.login("a1", "8001", {})
+    world.fake.channels[CALL] = {"id": CALL, "state": "Up"}
+    world.stasis.dispatch(
+        {
+            "type": "StasisStart",
+            "channel": {"id": CALL, "caller": {"number": "139"}, "channelvars": shown},
+            "args": ["queue"],
+        }
+    )
+    await until(lambda: (CALL, "NONE", "ENTERQUEUE") in world.records())
+
+    def priority(acd: Any, now: float) -> Priority:
+        return next(c.priority for c in acd.waiting if c.call_id == CALL)
+
+    assert await world.service.read(priority) == Priority.EMERGENCY
+    assert world.sent("GET", f"/channels/{CALL}/variable") == []
+
+
+async def test_without_the_variables_in_the_snapshot_each_is_read_from_the_channel(
+    world: World,
+) -> None:
+    world.fake.channels[CALL] = {"id": CALL, "state": "Up"}
+    world.stasis.dispatch(
+        {
+            "type": "StasisStart",
+            "channel": {"id": CALL, "caller": {"number": "139"}, "channelvars": {}},
+            "args": ["queue"],
+        }
+    )
+    await until(lambda: (CALL, "NONE", "ENTERQUEUE") in world.records())
+    asked = sorted(r.params["variable"] for r in world.sent("GET", f"/channels/{CALL}/variable"))
+    assert asked == sorted(
+        [
+            "HOTLINE_TYPE",
+            "HOTLINE_PRIORITY",
+            "HOTLINE_UTILITY",
+            "HOTLINE_TICKET",
+            "HOTLINE_IVR_PATH",
+        ]
+    )

@@ -1,0 +1,107 @@
+"""The agent desktop's WebSocket protocol, pure: what a console may send, checked, and the close
+codes. Every type is documented in ``PROTOCOL.md`` next to this file (a test holds the two
+together).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_TEXT = 64 * 1024  # a bigger message gets ``too_big`` (the socket stays usable)
+MAX_FRAME = 1024 * 1024  # a bigger frame: aiohttp closes with 1009 (MESSAGE_TOO_BIG)
+HELLO_WITHIN = 10.0  # seconds for the first message, ``hello``
+
+# close codes (4000-4999 are the application's, RFC 6455 7.4.2)
+UNAUTHORIZED = 4401  # no token, an unknown one, or one revoked while connected
+FORBIDDEN = 4403  # the user is not an agent nor a supervisor
+NO_HELLO = 4408  # no ``hello`` in time, or a command before it
+TAKEN_OVER = 4409  # another session of the same agent took over
+TOO_SLOW = 4429  # the console fell too far behind what it is sent: reconnect and resume
+GOING_AWAY = 1001  # the backend shuts down (RFC 6455)
+
+REASON = re.compile(r"[a-z0-9_-]{1,32}")  # lunch, training, meeting, … (as the agent API)
+CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+# type -> the fields it may carry besides ``type`` and ``id`` (required ones are checked below)
+COMMANDS: dict[str, frozenset[str]] = {
+    "hello": frozenset({"token", "last_seq", "take_over"}),
+    "ping": frozenset(),
+    "ready": frozenset(),
+    "pause": frozenset({"reason", "after_call"}),
+    "unpause": frozenset(),
+    "end_wrap_up": frozenset(),
+    "logout": frozenset({"after_call"}),
+    "hang_up": frozenset({"call"}),
+}
+
+
+class ProtocolError(Exception):
+    """A message the protocol refuses: answered with an ``error`` of this code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    type: str
+    fields: dict[str, Any]
+    ref: str | int | None  # the console's ``id``, echoed in the reply
+
+    def flag(self, name: str) -> bool:
+        return bool(self.fields.get(name, False))
+
+
+def parse(text: str) -> Command:
+    """One message from a console, checked; raises :class:`ProtocolError`."""
+    if len(text) > MAX_TEXT:
+        raise ProtocolError("too_big", f"a message is at most {MAX_TEXT} bytes")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise ProtocolError("not_json", "a message is one JSON object") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("not_json", "a message is one JSON object")
+    ref = body.get("id")
+    number = isinstance(ref, int) and not isinstance(ref, bool)
+    if ref is not None and not (number or (isinstance(ref, str) and len(ref) <= 64)):
+        raise ProtocolError("bad_field", "id: a number or a short string the reply echoes")
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in COMMANDS:
+        shown = kind[:40] if isinstance(kind, str) else type(kind).__name__
+        raise ProtocolError("unknown_type", f"no message type {shown!r}")
+    fields = {k: v for k, v in body.items() if k not in ("type", "id")}
+    extra = sorted(set(fields) - COMMANDS[kind])
+    if extra:
+        raise ProtocolError("bad_field", f"{extra[0][:40]}: not a field of {kind}")
+    _check(kind, fields)
+    return Command(kind, fields, ref)
+
+
+def _check(kind: str, fields: dict[str, Any]) -> None:
+    for name in ("take_over", "after_call"):
+        if name in fields and not isinstance(fields[name], bool):
+            raise ProtocolError("bad_field", f"{name}: true or false")
+    if kind == "hello":
+        token = fields.get("token")
+        if not isinstance(token, str) or not token or not token.isascii() or len(token) > 200:
+            raise ProtocolError("bad_field", "token: the agent's bearer token")
+        seq = fields.get("last_seq")
+        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+            raise ProtocolError("bad_field", "last_seq: the last sequence number seen, >= 0")
+    if kind == "pause":
+        reason = fields.get("reason")
+        if not isinstance(reason, str) or not REASON.fullmatch(reason):
+            raise ProtocolError("bad_field", "reason: a-z, 0-9, _ and -, e.g. lunch")
+    if kind == "hang_up":
+        call = fields.get("call")
+        if not isinstance(call, str) or not CALL_ID.fullmatch(call):
+            raise ProtocolError("bad_field", "call: the call id")
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,0 +1,215 @@
+"""The console's socket: ``GET /api/v1/console/socket`` (a WebSocket; see ``PROTOCOL.md``).
+
+A browser cannot put an ``Authorization`` header on a WebSocket, and a token in the URL ends up
+in access logs: the first message is ``hello`` with the token. The socket then belongs to the
+agent's session (:class:`~hotline.softphone_bridge.bridge.Bridge`); what the bridge queues for
+it is written by one task, in order; the token is asked again every ``TOKEN_RECHECK`` seconds
+and a revoked one closes the socket (4401). Open sockets are the application's: shutdown closes
+them with GOING_AWAY (1001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSMsgType, web
+
+from hotline.errors import Throttled, Unauthorized
+from hotline.softphone_bridge import protocol
+from hotline.softphone_bridge.bridge import Bridge, Closing, Session
+from hotline.softphone_bridge.protocol import Command, ProtocolError
+from hotline.ticketing.model import Role
+from hotline.web import AUTH
+
+log = logging.getLogger(__name__)
+BRIDGE = web.AppKey("softphone_bridge", Bridge)
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("console_sockets")
+TOKEN_RECHECK = 30.0  # seconds: a revoked token is noticed within this long
+CONSOLE_ROLES = (Role.AGENT, Role.SUPERVISOR)
+
+
+async def _say(ws: web.WebSocketResponse, message: dict[str, object]) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):  # closing already
+        await ws.send_str(protocol.encode(message))
+
+
+async def _refuse(ws: web.WebSocketResponse, code: int, error: str, message: str) -> None:
+    await _say(ws, {"type": "error", "seq": 0, "code": error, "message": message})
+    await ws.close(code=code, message=error.encode())
+
+
+async def _hello(request: web.Request, ws: web.WebSocketResponse) -> tuple[Session, Command] | None:
+    """The first message: ``hello`` with a token. None: the socket was refused and closed."""
+    try:
+        first = await ws.receive(timeout=protocol.HELLO_WITHIN)
+    except TimeoutError:
+        await _refuse(ws, protocol.NO_HELLO, "no_hello", "send hello first")
+        return None
+    if first.type != WSMsgType.TEXT:
+        if first.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            await _refuse(ws, protocol.NO_HELLO, "no_hello", "send hello first")
+        return None
+    try:
+        hello = protocol.parse(first.data)
+    except ProtocolError as exc:
+        code = protocol.UNAUTHORIZED if "token" in exc.message else protocol.NO_HELLO
+        await _refuse(ws, code, exc.code, exc.message)
+        return None
+    if hello.type != "hello":
+        await _refuse(ws, protocol.NO_HELLO, "no_hello", "send hello first")
+        return None
+    try:
+        user = await request.app[AUTH].token_user(
+            hello.fields["token"], request.remote or "unknown"
+        )
+    except (Unauthorized, Throttled) as exc:
+        await _refuse(ws, protocol.UNAUTHORIZED, "unauthorized", str(exc))
+        return None
+    if user.actor.role not in CONSOLE_ROLES:
+        await _refuse(ws, protocol.FORBIDDEN, "role_forbidden", "the console is for agents")
+        return None
+    return Session(user), hello
+
+
+async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
+    """Write what the bridge queues for the session, in order; a Closing closes the socket."""
+    while True:
+        item = await session.outgoing.get()
+        if isinstance(item, Closing):
+            await ws.close(code=item.code, message=item.reason.encode())
+            return
+        await ws.send_str(protocol.encode(item))
+
+
+async def _recheck(request: web.Request, session: Session, token: str) -> None:
+    while True:
+        await asyncio.sleep(TOKEN_RECHECK)
+        try:
+            await request.app[AUTH].token_user(token, request.remote or "unknown", fresh=True)
+        except (Unauthorized, Throttled):
+            log.info("softphone: a console's token is no longer valid; closed")
+            session.push({"type": "error", "seq": 0, "code": "unauthorized", "message": "revoked"})
+            session.finish(protocol.UNAUTHORIZED, "unauthorized")
+            return
+        except Exception as exc:  # the database is down: the socket goes on until it is back
+            log.warning("softphone: could not check a console's token (%s)", exc)
+
+
+async def socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=protocol.MAX_FRAME)
+    await ws.prepare(request)
+    sockets = request.app[SOCKETS]
+    sockets.add(ws)
+    try:
+        return await _console(request, ws)
+    finally:
+        sockets.discard(ws)
+
+
+async def _console(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    opened = await _hello(request, ws)
+    if opened is None:
+        return ws
+    session, hello = opened
+    bridge = request.app[BRIDGE]
+    while True:  # a second console is refused until it asks to take over
+        try:
+            await bridge.open(session, hello.fields.get("last_seq"), hello.flag("take_over"))
+            break
+        except ProtocolError as exc:
+            await _say(ws, {"type": "error", "seq": 0, "code": exc.code, "message": exc.message})
+        again = await _next_hello(ws)
+        if again is None:
+            return ws
+        hello = again
+    helpers = [
+        asyncio.create_task(_pump(session, ws)),
+        asyncio.create_task(_recheck(request, session, hello.fields["token"])),
+    ]
+    try:
+        await _serve(bridge, session, ws)
+    finally:
+        bridge.end(session)
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+    return ws
+
+
+async def _next_hello(ws: web.WebSocketResponse) -> Command | None:
+    async for message in ws:
+        if message.type != WSMsgType.TEXT:
+            continue
+        try:
+            command = protocol.parse(message.data)
+        except ProtocolError as exc:
+            await _say(ws, {"type": "error", "seq": 0, "code": exc.code, "message": exc.message})
+            continue
+        if command.type == "hello":
+            return command
+        await _say(
+            ws,
+            {
+                "type": "error",
+                "seq": 0,
+                "code": "session_active",
+                "ref": command.ref,
+                "message": "another console is connected: send hello with take_over",
+            },
+        )
+    return None
+
+
+async def _serve(bridge: Bridge, session: Session, ws: web.WebSocketResponse) -> None:
+    async for message in ws:
+        if message.type == WSMsgType.ERROR:
+            return
+        seq = await bridge.outbox.last(session.agent_id)
+        if message.type != WSMsgType.TEXT:
+            session.push(
+                {
+                    "type": "error",
+                    "seq": seq,
+                    "code": "not_json",
+                    "message": "a message is one JSON object, as text",
+                }
+            )
+            continue
+        ref = None
+        try:
+            command = protocol.parse(message.data)
+            ref = command.ref
+            if command.type == "hello":
+                raise ProtocolError("bad_field", "hello is the first message only")
+            reply = await bridge.command(session, command)
+        except ProtocolError as exc:
+            reply = {"type": "error", "code": exc.code, "message": exc.message}
+        except Exception as exc:  # the queue refused (a state the table does not allow), …
+            code = getattr(exc, "code", None)
+            if not isinstance(code, str):
+                log.exception("softphone: a command of %s failed", session.agent_id)
+                code = "internal"
+            reply = {"type": "error", "code": code, "message": str(exc)[:200]}
+        if ref is not None:
+            reply["ref"] = ref
+        reply["seq"] = await bridge.outbox.last(session.agent_id)
+        session.push(reply)
+
+
+async def close_all(app: web.Application) -> None:
+    """Shutdown: sessions are told (GOING_AWAY), then every socket still open is closed."""
+    await app[BRIDGE].close()
+    await asyncio.sleep(0)  # the pumps write the last words
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=protocol.GOING_AWAY, message=b"the backend is shutting down")
+
+
+def setup(app: web.Application) -> None:
+    sockets: set[web.WebSocketResponse] = set()
+    app[SOCKETS] = sockets
+    app.router.add_get("/api/v1/console/socket", socket)
+    app.on_shutdown.append(close_all)
