@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -61,10 +62,11 @@ from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
 from hotline.queue.acd import AcdConfig
 from hotline.queue.calls import QueueCalls
-from hotline.queue.log import QueueLog, run_writer
+from hotline.queue.log import Figures, QueueLog, figures_since, run_writer
 from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
 from hotline.queue.service import QueueService
 from hotline.queue.store import MemoryQueueStore, QueueStore, RedisQueueStore
+from hotline.softphone_bridge import console as console_files
 from hotline.softphone_bridge import ws as console_ws
 from hotline.softphone_bridge.bridge import Bridge
 from hotline.softphone_bridge.outbox import MemoryOutbox
@@ -324,6 +326,7 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         queue_calls.bind(stasis)
         queue_calls.ringing.append(app[console_ws.BRIDGE].ringing)  # the agents' screen pops
         app[console_ws.BRIDGE].ari = client
+        app[console_ws.BRIDGE].calls = queue_calls
         listener = asyncio.create_task(stasis.run())
         helpers = Background("ari")
         helpers.submit(stasis.watch_peers(), "stopped nodes' callers")
@@ -352,6 +355,10 @@ async def _console(app: web.Application) -> AsyncIterator[None]:
     async def names() -> dict[str, str]:
         return await unit_names(engine)
 
+    async def today() -> Figures:  # the city's day
+        local = app[CLOCK].now().astimezone(ZoneInfo(settings.city.timezone))
+        return await figures_since(engine, local.replace(hour=0, minute=0, second=0, microsecond=0))
+
     app[console_ws.BRIDGE] = Bridge(
         app[QUEUE],
         app[PRESENCE],
@@ -360,10 +367,16 @@ async def _console(app: web.Application) -> AsyncIterator[None]:
         pop_source=service.screen_pop,
         unit_names=names,
         routing=settings.routing.categories,
+        wrap_up_seconds=settings.queue.wrap_up_seconds,
+        today=today,
     )
+    pushing = asyncio.create_task(app[console_ws.BRIDGE].run())
     try:
         yield
     finally:
+        pushing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pushing
         await app[console_ws.BRIDGE].close()
 
 
@@ -461,6 +474,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     tickets_http.setup(app)
     queue_http.setup(app)
     console_ws.setup(app)
+    console_files.setup(app)
     return app
 
 

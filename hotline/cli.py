@@ -336,8 +336,16 @@ def cmd_units(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.errors import UserError
     from hotline.ticketing.model import Role
-    from hotline.ticketing.users import add_user, list_users
+    from hotline.ticketing.users import add_user, list_users, revoke_token
 
+    if args.action == "revoke":
+        if not _with_engine(settings, lambda e: revoke_token(e, args.id)):
+            raise CommandError(f"no user {args.id!r}", EXIT_CONFIG)
+        print(
+            f"user {args.id}: token revoked (open consoles are closed within "
+            f"{settings.server.console_token_recheck:.0f} s)"
+        )
+        return 0
     if args.action == "list":
         for user_id, name, role, unit, may_unmask in _with_engine(settings, list_users):
             print(f"{user_id}\t{role}\t{unit or '-'}\t{'may-unmask' if may_unmask else ''}\t{name}")
@@ -509,6 +517,8 @@ def parser() -> argparse.ArgumentParser:
         help="a unit user who may see citizens' identity, logged (rule Y-1)",
     )
     users_sub.add_parser("list")
+    revoke = users_sub.add_parser("revoke", help="revoke a user's token (its consoles close)")
+    revoke.add_argument("--id", required=True, help="the user id (users list)")
 
     qlog = sub.add_parser("queue-log", help="the queue log as Asterisk queue_log lines")
     qlog.add_argument("--since", help="from this date or time (ISO 8601; UTC unless given)")

@@ -1,5 +1,4 @@
-"""Operational HTTP endpoints: liveness and readiness, live calls, the IVR journal, the console
-placeholder.
+"""Operational HTTP endpoints: liveness and readiness, live calls, the IVR journal.
 
 ``/healthz`` (liveness: the process answers) and ``/readyz`` (the database, Redis and ARI)
 are public (load balancers ask them); live calls and the journal carry call ids, channels,
@@ -21,14 +20,6 @@ from hotline.ticketing.actions import OFFICE
 from hotline.web import API_PREFIXES, Handler, current_user, ok, query_int
 
 UNGATED = ("/healthz", "/readyz", "/metrics")  # they answer without the database
-
-CONSOLE_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>12345 坐席台</title></head>
-<body><h1>12345 坐席台 · Agent console</h1>
-<p>The agent console arrives with the softphone bridge. Until then this backend answers
-<a href="/healthz">/healthz</a>, and, with an office bearer token, /api/v1/calls/live and
-/api/v1/ivr/calls.</p></body></html>
-"""
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -117,14 +108,9 @@ async def ivr_calls(request: web.Request) -> web.Response:
     return ok({"calls": out})
 
 
-async def console(request: web.Request) -> web.Response:
-    return web.Response(text=CONSOLE_PAGE, content_type="text/html")
-
-
 def setup(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.middlewares.append(database_gate)  # inside json_errors: its 503 is a JSON error
     app.router.add_get("/api/v1/calls/live", live_calls)
     app.router.add_get("/api/v1/ivr/calls", ivr_calls)
-    app.router.add_get("/console/", console)

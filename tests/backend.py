@@ -116,6 +116,7 @@ class Backend:
         keep = os.environ.get("HOTLINE_TEST_LOG_DIR")  # a developer's look at a failed run
         if keep:
             name = f"hotline-serve-{self.env.get('HOTLINE_SERVER_NODE_ID', '')}-{os.getpid()}"
+            Path(keep).mkdir(parents=True, exist_ok=True)
             Path(keep, f"{name}-{time.time_ns()}.log").write_text(out, encoding="utf-8")
         assert not stuck, "hotline serve did not stop on SIGTERM:\n" + out[-3000:]
         return out

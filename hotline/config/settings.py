@@ -171,6 +171,9 @@ class ServerSettings:
     auth_window: float = setting(
         60.0, _positive, "seconds over which failed authentications are counted"
     )
+    console_token_recheck: float = setting(
+        30.0, _positive, "seconds between checks that a console socket's token is still valid"
+    )
 
 
 @dataclass(frozen=True, slots=True)

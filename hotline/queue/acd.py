@@ -156,6 +156,7 @@ class WaitingCall:
     offer: OfferDecision | None = None  # the one outstanding offer
     offered_at: float = 0.0
     node: str = ""  # the backend node that runs the caller
+    agent: str | None = None  # transferred to this agent: offered to it alone
 
     @property
     def order(self) -> tuple[int, float, str]:
@@ -331,13 +332,18 @@ class Acd:
         ticket: str | None = None,
         masked_caller: str = "",
         node: str = "",
+        for_agent: str | None = None,
+        offers: int = 0,
     ) -> Outcome:
         """A caller joins the queue (ENTERQUEUE); the caller id is masked again, never kept.
-        ``node`` names the backend node that runs the caller (several nodes share a queue)."""
+        ``node`` names the backend node that runs the caller (several nodes share a queue).
+        A call an agent transferred comes back with ``for_agent`` (a blind transfer to that
+        agent: offered to it alone, whatever its skills) and the ``offers`` it had (its next
+        agent leg's channel id is a new one)."""
         if call_id in self._waiting or call_id in self._connected:
             raise AgentStateError("call_exists", f"{call_id} is in the queue already")
         call = WaitingCall(call_id, Priority(priority), now, frozenset(skills), ticket)
-        call.node = node
+        call.node, call.agent, call.offers = node, for_agent, offers
         call.origposition = 1 + sum(1 for c in self._waiting.values() if c.order < call.order)
         self._waiting[call_id] = call
         record = QueueEvent(now, call_id, NONE, "ENTERQUEUE", ("", mask_phone(masked_caller)))
@@ -379,6 +385,8 @@ class Acd:
         return batch.done()
 
     def _pick(self, call: WaitingCall, ready: list[Agent], now: float) -> Agent | None:
+        if call.agent is not None:  # transferred to one agent: that one or nobody
+            return next((a for a in ready if a.agent_id == call.agent), None)
         fits = [a for a in ready if self.qualifies(a, call, now)]
         fresh = [a for a in fits if a.agent_id not in call.offered_to] or fits
         return min(fresh, key=lambda a: (a.idle_since, a.agent_id), default=None)
@@ -648,6 +656,7 @@ def dump_waiting(c: WaitingCall) -> dict[str, object]:
         "offer": None if o is None else [o.call_id, o.agent_id, o.extension, o.offer_id, o.node],
         "offered_at": c.offered_at,
         "node": c.node,
+        "agent": c.agent,
     }
 
 
@@ -665,6 +674,7 @@ def load_waiting(c: Mapping[str, Any]) -> WaitingCall:
         None if o is None else OfferDecision(*o),
         c["offered_at"],
         c.get("node", ""),
+        c.get("agent"),
     )
 
 

@@ -57,6 +57,8 @@ EXIT_VARIABLE = "HOTLINE_QUEUE_EXIT"
 UTILITY_PRIORITY = "9"  # the IVR's HOTLINE_PRIORITY of a utility emergency (rule H-6)
 EMERGENCY_PRIORITY = "10"  # the emergency plan (rule E-1)
 ADOPTED = "adopted"  # the argument of a caller moved here from a node that stopped
+TRANSFER = "HotlineTransfer"  # in a talking call's inbox: the agent transferred the caller
+TRANSFER_TARGETS = ("agent", "queue", "operator")
 LEG_ENTERS = 2.0  # seconds a created agent leg may take to enter the application
 RECONCILE_GRACE = 5.0  # seconds an offer may take to appear in Asterisk (another node places it)
 HANDOFF = {  # the IVR's hand-off variables (hotline/ivr/agi_channel.py)
@@ -120,6 +122,7 @@ class QueueCall:
     announcements: int = 0
     context: Mapping[str, str] = field(default_factory=dict)  # the IVR's hand-off
     arrived: float = 0.0  # monotonic: when it came to this node's queue
+    held: bool = False  # the agent put the caller on hold (music; the agent stays)
 
     def deliver(self, event: Event) -> None:
         self.events.put_nowait(event)
@@ -371,7 +374,7 @@ class QueueCalls:
         try:
             await self.ari.post("/bridges", type="holding", bridgeId=call.hold, name=call.hold)
         except AriError as exc:
-            if not adopted:
+            if not adopted and exc.status != 409:  # 409: made already, used again
                 raise
             log.info("queue: %s: the stopped node's hold bridge is used (%s)", cid, exc)
         try:
@@ -406,8 +409,28 @@ class QueueCalls:
         if await self.service.staffed() == 0:  # nobody to take it: a voice message
             await self._overflow(call, "no agent on duty")
             return
-        if await self._wait(call):
-            await self._talk(call)
+        while await self._wait(call):
+            again = await self._talk(call)
+            if again is None:
+                return
+            await self._requeue(call, again or None)
+
+    async def _requeue(self, call: QueueCall, agent_id: str | None) -> None:
+        """A blind transfer to the queue (``None``: any agent) or to one agent: the caller
+        waits again, with music, in its hold bridge."""
+        cid, context = call.call_id, call.context
+        await self.service.enter(
+            cid,
+            priority=priority_of(context),
+            skills=() if agent_id else skills_of(context),
+            ticket=context.get("ticket") or None,
+            masked_caller=mask_phone(call.caller),
+            for_agent=agent_id,
+            offers=len(call.offers),
+        )
+        if not call.held:
+            await self._hold(call)
+        call.held = False
 
     async def _dead_man(self, cid: str, seconds: int) -> None:
         await hold_timeout(self.ari, cid, seconds)
@@ -516,7 +539,9 @@ class QueueCalls:
                 await self._hang_up(other)
         return True
 
-    async def _talk(self, call: QueueCall) -> None:
+    async def _talk(self, call: QueueCall) -> str | None:
+        """Until the call ends (None) or the agent transfers it back to the queue (the agent
+        it is for, or "" for any)."""
         leg = call.agent_leg
         assert leg is not None
         while True:
@@ -525,10 +550,12 @@ class QueueCalls:
                 continue
             kind = event.get("type")
             ident = str((event.get("channel") or {}).get("id", ""))
+            if kind == TRANSFER:
+                return await self._transferred(call, leg, event)
             if kind == RESYNC:
                 ended = await self._resync_talking(call, leg)
                 if ended:
-                    return
+                    return None
                 continue
             if kind not in CALLER_GONE or ident not in (call.call_id, leg):
                 continue
@@ -539,7 +566,70 @@ class QueueCalls:
                 await self._hang_up(call.call_id)
             else:
                 await self._hang_up(leg)
+            return None
+
+    async def _transferred(self, call: QueueCall, leg: str, event: Event) -> str | None:
+        cid, to = call.call_id, str(event.get("to"))
+        log.info("queue: %s transferred by its agent to %s", cid, to)
+        await self.service.ended(cid, by="agent")  # the agent's call is over: its wrap-up
+        call.leg_gone(leg)
+        await self._hang_up(leg)
+        talk, call.talk, call.agent_leg = call.talk, None, None
+        if to == "operator":
+            await self.ari.post(f"/channels/{cid}/variable", variable=EXIT_VARIABLE, value=to)
+            if call.held and call.hold:
+                with contextlib.suppress(AriError):
+                    await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=cid)
+        if talk:
+            with contextlib.suppress(AriError):
+                await self.ari.delete(f"/bridges/{talk}")
+        if to == "operator":
+            await self.ari.post(f"/channels/{cid}/continue")
+            return None
+        return str(event.get("agent") or "")
+
+    # -- the agent's controls (the softphone bridge) -------------------------------------------
+    def _talking(self, call_id: str) -> QueueCall:
+        call = self.calls.get(call_id)
+        if call is None or call.talk is None:
+            raise AgentStateError("not_talking", f"{call_id} is not a call in progress here")
+        return call
+
+    async def hold(self, call_id: str) -> None:
+        """The caller to its holding bridge with music; the agent stays in the talk bridge."""
+        call = self._talking(call_id)
+        if call.held:
             return
+        assert call.talk is not None
+        call.held = True
+        await self.ari.post(f"/bridges/{call.talk}/removeChannel", channel=call_id)
+        call.hold = f"hold-{call_id}"
+        with contextlib.suppress(AriError):  # made already (an earlier hold): used again
+            await self.ari.post("/bridges", type="holding", bridgeId=call.hold, name=call.hold)
+        await self.ari.post(f"/bridges/{call.hold}/addChannel", channel=call_id)
+        with contextlib.suppress(AriError):
+            await self.ari.post(f"/bridges/{call.hold}/moh", mohClass=self.cfg.moh_class)
+
+    async def unhold(self, call_id: str) -> None:
+        call = self._talking(call_id)
+        if not call.held:
+            return
+        assert call.talk is not None
+        if call.hold:
+            with contextlib.suppress(AriError):
+                await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=call_id)
+            with contextlib.suppress(AriError):
+                await self.ari.delete(f"/bridges/{call.hold}")
+            call.hold = None
+        await self.ari.post(f"/bridges/{call.talk}/addChannel", channel=call_id)
+        call.held = False
+
+    async def transfer(self, call_id: str, to: str, agent_id: str | None = None) -> None:
+        """A blind transfer: to another agent (waits for that agent), back to the queue, or
+        to the operator (the dialplan's operator line)."""
+        if to not in TRANSFER_TARGETS or (to == "agent") != bool(agent_id):
+            raise AgentStateError("bad_transfer", "to an agent (with its id), queue or operator")
+        self._talking(call_id).deliver({"type": TRANSFER, "to": to, "agent": agent_id})
 
     async def _resync_talking(self, call: QueueCall, leg: str) -> bool:
         gone = []

@@ -188,3 +188,43 @@ def _row(r: sa.RowMapping) -> LogRow:
     return LogRow(
         r["key"], r["time"], r["call_id"], r["queue"], r["agent"], r["event"], tuple(data)
     )
+
+
+SERVICE_LEVEL_SECONDS = 15  # answered within this long counts for the service level
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    answered: int
+    abandoned: int
+    within: int  # answered within SERVICE_LEVEL_SECONDS
+
+    @property
+    def service_level(self) -> float | None:
+        """Answered in time over answered and abandoned (None: no call yet)."""
+        offered = self.answered + self.abandoned
+        return self.within / offered if offered else None
+
+
+def figures(rows: Iterable[LogRow]) -> Figures:
+    """Answered (CONNECT, whose first field is the wait), abandoned (ABANDON), in time."""
+    answered = abandoned = within = 0
+    for row in rows:
+        if row.event == "CONNECT":
+            answered += 1
+            wait = row.data[0] if row.data else ""
+            within += wait.isdigit() and int(wait) <= SERVICE_LEVEL_SECONDS
+        elif row.event == "ABANDON":
+            abandoned += 1
+    return Figures(answered, abandoned, within)
+
+
+async def figures_since(engine: AsyncEngine, since: datetime) -> Figures:
+    """The figures of every node since ``since`` (today's, for the supervisor)."""
+    query = sa.select(queue_log.c.event, queue_log.c.data).where(
+        queue_log.c.time >= since, queue_log.c.event.in_(("CONNECT", "ABANDON"))
+    )
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).all()
+    rows = (LogRow("", since, "", "", "", r.event, tuple(r.data.split("|"))) for r in found)
+    return figures(rows)

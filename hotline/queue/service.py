@@ -159,7 +159,11 @@ class QueueService:
         skills: Iterable[str] = (),
         ticket: str | None = None,
         masked_caller: str = "",
+        for_agent: str | None = None,
+        offers: int = 0,
     ) -> Outcome:
+        """``for_agent``: a call transferred to that agent; ``offers``: offers the call had
+        before (a transferred call's next agent leg gets a new channel id)."""
         wants = tuple(skills)
         return await self.change(
             lambda acd, now: acd.enter(
@@ -170,6 +174,8 @@ class QueueService:
                 ticket=ticket,
                 masked_caller=masked_caller,
                 node=self.node,
+                for_agent=for_agent,
+                offers=offers,
             )
         )
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,8 @@ from hotline.clock import Clock
 from hotline.errors import AriError
 from hotline.queue.acd import AgentChange, AgentView
 from hotline.queue.agent import AgentState
-from hotline.queue.calls import Ringing
+from hotline.queue.calls import QueueCalls, Ringing
+from hotline.queue.log import Figures
 from hotline.queue.presence import AgentPresence
 from hotline.queue.service import QueueService
 from hotline.softphone_bridge.outbox import Message, Outbox
@@ -49,6 +51,9 @@ CLOSED_STATES = ("closed", "rejected")
 SEND_QUEUE = 1000  # messages waiting for a slow console; more: it is closed (and resumes)
 PopSource = Callable[[Actor, str, str], Awaitable[list[Summary]]]  # actor, call id, number
 UnitNames = Callable[[], Awaitable[Mapping[str, str]]]
+TodayFigures = Callable[[], Awaitable[Figures]]
+SUPERVISOR_EVERY = 2.0  # seconds between the supervisors' queue views
+FIGURES_EVERY = 10.0  # seconds today's figures are reused
 
 
 def agent_view(view: AgentView | None, agent_id: str) -> dict[str, Any]:
@@ -123,8 +128,13 @@ class Bridge:
         unit_names: UnitNames | None = None,
         routing: Mapping[str, str] | None = None,
         ari: AriPort | None = None,
+        calls: QueueCalls | None = None,
+        wrap_up_seconds: float = 0.0,
+        today: TodayFigures | None = None,
     ) -> None:
-        self.ari = ari
+        self.ari, self.calls = ari, calls
+        self.wrap_up_seconds, self.today = wrap_up_seconds, today
+        self._figures: tuple[float, Figures | None] = (-math.inf, None)
         self.queue, self.presence, self.outbox, self.clock = queue, presence, outbox, clock
         self.pop_source, self.unit_names = pop_source, unit_names
         self.routing = {
@@ -171,8 +181,9 @@ class Bridge:
         after = change.after
         if pop is None:
             return
-        if after is AgentState.TALKING and pop["call"] == change.call_id:
-            self.pops[change.agent_id] = pop = {**pop, "phase": "answered"}
+        phase = {AgentState.TALKING: "answered", AgentState.WRAP_UP: "ended"}.get(after)
+        if phase and pop["call"] == change.call_id and pop["phase"] != phase:
+            self.pops[change.agent_id] = pop = {**pop, "phase": phase}
             await self.outbox.publish(change.agent_id, pop)
         elif after in (AgentState.READY, AgentState.PAUSED, AgentState.LOGGED_OUT):
             self.pops.pop(change.agent_id, None)  # the call and its wrap-up are over
@@ -239,6 +250,7 @@ class Bridge:
             "name": session.user.name,
             "resumed": last_seq is not None and missed is not None,
             "reset": last_seq is not None and last_seq > last,  # the backend's numbers restarted
+            "wrap_up_seconds": self.wrap_up_seconds,
         }
         session.push(welcome)
         pending: list[Message] = []
@@ -282,27 +294,65 @@ class Bridge:
         agent_id, kind = session.agent_id, command.type
         if session.user.actor.role is not Role.AGENT and kind not in ("ping",):
             raise ProtocolError("role_forbidden", "only agents take calls")
-        queue = self.queue
         if kind == "ping":
             return {"type": "pong"}
+        queue, fields, after_call = self.queue, command.fields, command.flag("after_call")
         if kind == "ready":
             await queue.ready(agent_id)
         elif kind == "pause":
-            after_call = command.flag("after_call")
-            await queue.pause(agent_id, command.fields["reason"], after_call=after_call)
-        elif kind == "unpause":
-            await queue.unpause(agent_id)
-        elif kind == "end_wrap_up":
-            await queue.end_wrap_up(agent_id)
+            await queue.pause(agent_id, fields["reason"], after_call=after_call)
+        elif kind in ("unpause", "end_wrap_up"):
+            await (queue.unpause if kind == "unpause" else queue.end_wrap_up)(agent_id)
         elif kind == "hang_up":
-            await self._hang_up(agent_id, command.fields["call"])
+            await self._hang_up(agent_id, fields["call"])
+        elif kind in ("hold", "unhold", "transfer"):
+            await self._control(agent_id, command)
         elif kind == "logout":
-            await queue.logout(agent_id, after_call=command.flag("after_call"))
-            if not command.flag("after_call"):
+            await queue.logout(agent_id, after_call=after_call)
+            if not after_call:
                 await self.presence.logout(agent_id)
         else:
             raise ProtocolError("unknown_type", f"{kind} is not handled")
         return {"type": "ok", **agent_view(await queue.agent(agent_id), agent_id)}
+
+    async def _control(self, agent_id: str, command: Command) -> None:
+        """Hold, unhold, transfer: the call control of the node that runs the caller."""
+        call_id = command.fields["call"]
+        view = await self.queue.agent(agent_id)
+        if view is None or view.call_id != call_id:
+            raise ProtocolError("not_your_call", "that call is not this agent's call")
+        if view.state is not AgentState.TALKING:
+            raise ProtocolError("not_talking", "hold or transfer a call that is answered")
+        calls = self.calls
+        if calls is None:
+            raise ProtocolError("switch_unavailable", "no call control (ARI is not set up)")
+        if call_id not in calls.calls:
+            raise ProtocolError("call_elsewhere", "the call runs on another backend node")
+        if command.type == "hold":
+            await calls.hold(call_id)
+        elif command.type == "unhold":
+            await calls.unhold(call_id)
+        else:
+            to, target = command.fields["to"], None
+            if to == "agent":
+                target = await self._agent_at(command.fields["extension"], agent_id)
+            await calls.transfer(call_id, to, target)
+
+    async def _agent_at(self, extension: str, caller_agent: str) -> str:
+        snapshot = await self.queue.snapshot()
+        found = next(
+            (
+                a.agent_id
+                for a in snapshot.agents
+                if a.extension == extension and a.state is not AgentState.LOGGED_OUT
+            ),
+            None,
+        )
+        if found is None:
+            raise ProtocolError("no_such_agent", f"no agent on duty at {extension}")
+        if found == caller_agent:
+            raise ProtocolError("bad_transfer", "a call is not transferred to its own agent")
+        return found
 
     async def _hang_up(self, agent_id: str, call_id: str) -> None:
         view = await self.queue.agent(agent_id)
@@ -315,6 +365,63 @@ class Bridge:
         except AriError as exc:
             if exc.status != 404:  # gone already: what was asked
                 raise ProtocolError("switch_unavailable", "the switch did not answer") from exc
+
+    # -- supervisors -------------------------------------------------------------------------
+    async def queue_view(self) -> Message:
+        """The queue as a supervisor sees it: waiting calls, agents by state, today's figures."""
+        snapshot = await self.queue.snapshot()
+        figures = await self._today()
+        return {
+            "type": "queue",
+            "waiting": [
+                {
+                    "call": w.call_id,
+                    "priority": w.priority.name.lower(),
+                    "position": w.position,
+                    "wait": round(w.wait, 1),
+                    "ringing": w.ringing,
+                }
+                for w in snapshot.waiting
+            ],
+            "agents": [
+                agent_view(a, a.agent_id)
+                for a in snapshot.agents
+                if a.state is not AgentState.LOGGED_OUT
+            ],
+            "today": {
+                "answered": figures.answered if figures else None,
+                "abandoned": figures.abandoned if figures else None,
+                "service_level": figures.service_level if figures else None,
+            },
+        }
+
+    async def _today(self) -> Figures | None:
+        at, cached = self._figures
+        now = self.clock.monotonic()
+        if self.today is not None and now - at >= FIGURES_EVERY:
+            try:
+                cached = await self.today()
+            except Exception as exc:  # the database is away: the last figures stay
+                log.warning("softphone: no figures for today (%s)", type(exc).__name__)
+            self._figures = (now, cached)
+        return cached
+
+    async def run(self) -> None:
+        """Push the queue view to every supervisor's console every ``SUPERVISOR_EVERY`` s."""
+        while True:
+            supervisors = [
+                s for s in self.sessions.values() if s.user.actor.role is Role.SUPERVISOR
+            ]
+            if supervisors:
+                try:
+                    view = await self.queue_view()
+                except Exception as exc:
+                    log.warning("softphone: no queue view (%s)", type(exc).__name__)
+                else:
+                    for session in supervisors:
+                        seq = await self.outbox.last(session.agent_id)
+                        session.push({**view, "seq": seq})
+            await self.clock.sleep(SUPERVISOR_EVERY)
 
     async def close(self) -> None:
         """Shutdown: every session is told the backend goes away."""

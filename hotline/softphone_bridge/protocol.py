@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,12 @@ COMMANDS: dict[str, frozenset[str]] = {
     "end_wrap_up": frozenset(),
     "logout": frozenset({"after_call"}),
     "hang_up": frozenset({"call"}),
+    "hold": frozenset({"call"}),
+    "unhold": frozenset({"call"}),
+    "transfer": frozenset({"call", "to", "extension"}),
 }
+TRANSFER_TO = ("agent", "queue", "operator")
+EXTENSION = re.compile(r"[0-9]{3,8}")
 
 
 class ProtocolError(Exception):
@@ -86,21 +92,47 @@ def _check(kind: str, fields: dict[str, Any]) -> None:
     for name in ("take_over", "after_call"):
         if name in fields and not isinstance(fields[name], bool):
             raise ProtocolError("bad_field", f"{name}: true or false")
-    if kind == "hello":
-        token = fields.get("token")
-        if not isinstance(token, str) or not token or not token.isascii() or len(token) > 200:
-            raise ProtocolError("bad_field", "token: the agent's bearer token")
-        seq = fields.get("last_seq")
-        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
-            raise ProtocolError("bad_field", "last_seq: the last sequence number seen, >= 0")
-    if kind == "pause":
-        reason = fields.get("reason")
-        if not isinstance(reason, str) or not REASON.fullmatch(reason):
-            raise ProtocolError("bad_field", "reason: a-z, 0-9, _ and -, e.g. lunch")
-    if kind == "hang_up":
+    if kind in ("hang_up", "hold", "unhold", "transfer"):
         call = fields.get("call")
         if not isinstance(call, str) or not CALL_ID.fullmatch(call):
             raise ProtocolError("bad_field", "call: the call id")
+    check = _CHECKS.get(kind)
+    if check is not None:
+        check(fields)
+
+
+def _hello(fields: dict[str, Any]) -> None:
+    token = fields.get("token")
+    if not isinstance(token, str) or not token or not token.isascii() or len(token) > 200:
+        raise ProtocolError("bad_field", "token: the agent's bearer token")
+    seq = fields.get("last_seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+        raise ProtocolError("bad_field", "last_seq: the last sequence number seen, >= 0")
+
+
+def _pause(fields: dict[str, Any]) -> None:
+    reason = fields.get("reason")
+    if not isinstance(reason, str) or not REASON.fullmatch(reason):
+        raise ProtocolError("bad_field", "reason: a-z, 0-9, _ and -, e.g. lunch")
+
+
+def _transfer(fields: dict[str, Any]) -> None:
+    to, extension = fields.get("to"), fields.get("extension")
+    if to not in TRANSFER_TO:
+        raise ProtocolError("bad_field", "to: agent, queue or operator")
+    if (to == "agent") != (extension is not None):
+        raise ProtocolError("bad_field", "extension: the other agent's (for to=agent only)")
+    if extension is not None and not (
+        isinstance(extension, str) and EXTENSION.fullmatch(extension)
+    ):
+        raise ProtocolError("bad_field", "extension: the other agent's phone, e.g. 8002")
+
+
+_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "hello": _hello,
+    "pause": _pause,
+    "transfer": _transfer,
+}
 
 
 def encode(message: dict[str, Any]) -> str:

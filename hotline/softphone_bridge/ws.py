@@ -3,9 +3,9 @@
 A browser cannot put an ``Authorization`` header on a WebSocket, and a token in the URL ends up
 in access logs: the first message is ``hello`` with the token. The socket then belongs to the
 agent's session (:class:`~hotline.softphone_bridge.bridge.Bridge`); what the bridge queues for
-it is written by one task, in order; the token is asked again every ``TOKEN_RECHECK`` seconds
-and a revoked one closes the socket (4401). Open sockets are the application's: shutdown closes
-them with GOING_AWAY (1001).
+it is written by one task, in order; the token is asked again every
+``server.console_token_recheck`` seconds and a revoked one closes the socket (4401). Open
+sockets are the application's: shutdown closes them with GOING_AWAY (1001).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from hotline.appkeys import SETTINGS
 from hotline.errors import Throttled, Unauthorized
 from hotline.softphone_bridge import protocol
 from hotline.softphone_bridge.bridge import Bridge, Closing, Session
@@ -26,7 +27,6 @@ from hotline.web import AUTH
 log = logging.getLogger(__name__)
 BRIDGE = web.AppKey("softphone_bridge", Bridge)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("console_sockets")
-TOKEN_RECHECK = 30.0  # seconds: a revoked token is noticed within this long
 CONSOLE_ROLES = (Role.AGENT, Role.SUPERVISOR)
 
 
@@ -61,8 +61,8 @@ async def _hello(request: web.Request, ws: web.WebSocketResponse) -> tuple[Sessi
         await _refuse(ws, protocol.NO_HELLO, "no_hello", "send hello first")
         return None
     try:
-        user = await request.app[AUTH].token_user(
-            hello.fields["token"], request.remote or "unknown"
+        user = await request.app[AUTH].token_user(  # fresh: a token revoked a moment ago
+            hello.fields["token"], request.remote or "unknown", fresh=True
         )
     except (Unauthorized, Throttled) as exc:
         await _refuse(ws, protocol.UNAUTHORIZED, "unauthorized", str(exc))
@@ -84,8 +84,9 @@ async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
 
 
 async def _recheck(request: web.Request, session: Session, token: str) -> None:
+    every = request.app[SETTINGS].server.console_token_recheck
     while True:
-        await asyncio.sleep(TOKEN_RECHECK)
+        await asyncio.sleep(every)
         try:
             await request.app[AUTH].token_user(token, request.remote or "unknown", fresh=True)
         except (Unauthorized, Throttled):
@@ -124,17 +125,19 @@ async def _console(request: web.Request, ws: web.WebSocketResponse) -> web.WebSo
         if again is None:
             return ws
         hello = again
-    helpers = [
-        asyncio.create_task(_pump(session, ws)),
-        asyncio.create_task(_recheck(request, session, hello.fields["token"])),
-    ]
+    pump = asyncio.create_task(_pump(session, ws))
+    recheck = asyncio.create_task(_recheck(request, session, hello.fields["token"]))
     try:
         await _serve(bridge, session, ws)
     finally:
         bridge.end(session)
-        for task in helpers:
-            task.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
+        recheck.cancel()
+        # the pump may be closing the socket (taken over, revoked): its close handshake ends
+        if ws.closed:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(pump), 2.0)
+        pump.cancel()
+        await asyncio.gather(pump, recheck, return_exceptions=True)
     return ws
 
 

@@ -410,4 +410,10 @@ REGISTER_FIELDS: dict[str, Field] = {
         default="",
         doc="water, power or gas: a utility emergency put through (H-6)",
     ),
+    "call_id": Field(
+        S, required=False, doc="the call it is registered on (the console sends it)", max_len=128
+    ),
+    "ivr_path": Field(
+        S, required=False, default="", doc="the caller's way through the IVR", max_len=200
+    ),
 }

@@ -370,11 +370,22 @@ def document() -> dict[str, Any]:
                 },
             }
         },
-        "/console/": {
+        "/console/{path}": {
             "get": {
-                "summary": "The agent console (a placeholder page until the console issue)",
+                "summary": "The agent console and supervisor view (a Vue app built into web/dist "
+                "by scripts/setup; 503 with a note when it is not built)",
                 "security": [],
-                "responses": {"200": {"description": "the page", "content": {"text/html": {}}}},
+                "parameters": [
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the page or one of its files"},
+                    "404": {"description": "no such file of the console"},
+                    "503": {
+                        "description": "the console is not built",
+                        "content": {"text/html": {}},
+                    },
+                },
             }
         },
         "/public/tickets": {

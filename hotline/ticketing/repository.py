@@ -91,6 +91,7 @@ def _row_values(ticket: Ticket) -> dict[str, Any]:
         "lead_unit": lead.unit_id if lead else None,
         "handle_due": lead.handle.due if lead else None,
         "repeat_of": ticket.repeat_of,
+        "call_id": ticket.call_id,
         "snapshot": codec.to_json(ticket),
     }
 

@@ -149,6 +149,8 @@ class TicketService:
                 publish_consent=p["publish_consent"],
                 repeat_of=repeat_of,
                 utility=p["utility"],
+                call_id=p["call_id"],
+                ivr_path=p["ivr_path"],
             )
             try:
                 await uow.tickets.add(ticket)

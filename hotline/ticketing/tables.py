@@ -45,6 +45,7 @@ tickets = sa.Table(
     sa.Column("lead_unit", sa.String(64), nullable=True),
     sa.Column("handle_due", TZ, nullable=True),
     sa.Column("repeat_of", sa.String(36), nullable=True, index=True),  # D-6
+    sa.Column("call_id", sa.String(128), nullable=True, index=True),  # 0007: the call it came on
     sa.Column("snapshot", sa.JSON, nullable=False),
     sa.UniqueConstraint("channel", "upstream_id"),  # rule I-2: idempotent intake
 )

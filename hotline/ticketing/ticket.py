@@ -138,6 +138,8 @@ class Ticket(UnitSide):
     repeat_of: str | None = None  # D-6: the earlier ticket of the same request
     utility: str = ""  # H-6: water | power | gas — put through to the unit on a 3-way call
     recordings: list[str] = field(default_factory=list)  # a caller's voice message(s)
+    call_id: str | None = None  # the call it was registered on (an agent, while talking)
+    ivr_path: str = ""  # what the caller chose in the IVR before that call reached the agent
     assignments: list[Assignment] = field(default_factory=list)
     callback_deadline: Deadline | None = None
     callbacks: list[Callback] = field(default_factory=list)
@@ -176,6 +178,8 @@ class Ticket(UnitSide):
         repeat_of: str | None = None,
         utility: str = "",
         recordings: tuple[str, ...] = (),
+        call_id: str | None = None,
+        ivr_path: str = "",
     ) -> Ticket:
         """Rules I-1, I-2: a type, a channel, and for pushed tickets the upstream id; H-6: a
         utility emergency names the utility it was put through to."""
@@ -204,6 +208,8 @@ class Ticket(UnitSide):
             repeat_of=repeat_of,
             utility=utility,
             recordings=list(recordings),
+            call_id=call_id or None,
+            ivr_path=ivr_path,
         )
         if utility and utility not in UTILITIES:
             raise TicketError("unknown_utility", f"utility is one of {', '.join(UTILITIES)}", "H-6")

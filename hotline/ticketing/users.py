@@ -90,6 +90,17 @@ async def authenticate(engine: AsyncEngine, token: str) -> User | None:
     return User(Actor(row.id, Role(row.role), row.unit_id), row.name, bool(row.may_unmask))
 
 
+async def revoke_token(engine: AsyncEngine, user_id: str) -> bool:
+    """The user's token stops working (a new one: ``users add``); False: no such user."""
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(token_hash=token_hash(f"revoked:{secrets.token_urlsafe(32)}"))
+        )
+    return bool(done.rowcount == 1)
+
+
 async def list_users(engine: AsyncEngine) -> list[tuple[str, str, str, str | None, bool]]:
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(users).order_by(users.c.created_at))).all()

@@ -47,14 +47,16 @@ async def test_the_console_socket_from_hello_to_shutdown() -> None:
         handler_unit = hotline("units", "add", "--id", "water", "--name", "水务", env=env)
         assert handler_unit.returncode == 0
         handler = user(env, "水务经办", "unit_handler", "water")
+        boss = user(env, "班长", "supervisor")
+        env["HOTLINE_SERVER_CONSOLE_TOKEN_RECHECK"] = "1"
         backend = Backend(env).start()
         try:
-            await walk(backend, agent, handler)
+            await walk(backend, agent, handler, boss)
         finally:
             backend.stop()
 
 
-async def walk(backend: Backend, agent: str, handler: str) -> None:
+async def walk(backend: Backend, agent: str, handler: str, boss: str) -> None:
     url = backend.url.replace("http://", "ws://") + "/api/v1/console/socket"
     api = Client(backend)
     assert api.call(agent, "POST", "/api/v1/agents/me/login", {"extension": "8001"})[0] == 200
@@ -141,7 +143,22 @@ async def walk(backend: Backend, agent: str, handler: str) -> None:
         assert (now["type"], now["state"], now["seq"]) == ("state", "paused", seen + 2)
         assert now["pause_reason"] == "lunch"
 
+        # a token revoked while connected: closed with 4401 (checked every second here)
+        out = hotline("users", "revoke", "--id", welcome["agent"], env=backend.env)
+        assert out.returncode == 0, out.stderr
+        assert (await receive(third, "error"))["code"] == "unauthorized"
+        assert await closed(third) == protocol.UNAUTHORIZED
+        again = await http.ws_connect(url)
+        await again.send_str(json.dumps({"type": "hello", "token": agent}))
+        assert (await receive(again))["code"] == "unauthorized"
+        assert await closed(again) == protocol.UNAUTHORIZED
+
         # shutdown: GOING_AWAY
+        other = await http.ws_connect(url)
+        await other.send_str(json.dumps({"type": "hello", "token": boss}))
+        assert (await receive(other, "welcome"))["role"] == "supervisor"
+        view = await receive(other, "queue")  # the supervisor's queue view, pushed
+        assert view["waiting"] == [] and view["today"]["answered"] == 0
         assert backend.proc is not None
         backend.proc.terminate()
-        assert await asyncio.wait_for(closed(third), 15) == protocol.GOING_AWAY
+        assert await asyncio.wait_for(closed(other), 15) == protocol.GOING_AWAY

@@ -17,6 +17,7 @@ from hotline.clock import SystemClock
 from hotline.config.settings import QueueSettings
 from hotline.errors import AriError
 from hotline.queue.acd import AcdConfig, OfferDecision, Priority
+from hotline.queue.agent import AgentStateError
 from hotline.queue.calls import QueueCalls, parse_args, priority_of, skills_of
 from hotline.queue.log import QueueLog
 from hotline.queue.service import QueueService
@@ -389,3 +390,74 @@ async def test_without_the_variables_in_the_snapshot_each_is_read_from_the_chann
             "HOTLINE_IVR_PATH",
         ]
     )
+
+
+async def talking(world: World) -> str:
+    """a1 at 8001 talking with the caller; the agent leg's id."""
+    await world.service.login("a1", "8001", {})
+    world.caller_enters()
+    leg = f"offer-{CALL}-1"
+    await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
+    world.leg_enters(leg)
+    world.event("ChannelStateChange", leg, state="Up")
+    await until(lambda: (CALL, "a1", "CONNECT") in world.records())
+    await until(lambda: world.sent("POST", f"/bridges/talk-{CALL}/addChannel"))
+    return leg
+
+
+async def test_hold_moves_the_caller_to_music_and_unhold_back_to_the_agent(world: World) -> None:
+    await talking(world)
+    world.fake.requests.clear()
+    await world.calls.hold(CALL)
+    assert [(r.method, r.path, r.params) for r in world.fake.requests] == [
+        ("POST", f"/bridges/talk-{CALL}/removeChannel", {"channel": CALL}),
+        (
+            "POST",
+            "/bridges",
+            {"type": "holding", "bridgeId": f"hold-{CALL}", "name": f"hold-{CALL}"},
+        ),
+        ("POST", f"/bridges/hold-{CALL}/addChannel", {"channel": CALL}),
+        ("POST", f"/bridges/hold-{CALL}/moh", {"mohClass": "default"}),
+    ]
+    world.fake.requests.clear()
+    await world.calls.unhold(CALL)
+    assert [(r.method, r.path, r.params) for r in world.fake.requests] == [
+        ("POST", f"/bridges/hold-{CALL}/removeChannel", {"channel": CALL}),
+        ("DELETE", f"/bridges/hold-{CALL}", {}),
+        ("POST", f"/bridges/talk-{CALL}/addChannel", {"channel": CALL}),
+    ]
+    await world.calls.unhold(CALL)  # not on hold: nothing
+    assert len(world.fake.requests) == 3
+
+
+async def test_a_blind_transfer_to_an_agent_rings_that_agent_on_a_new_leg(world: World) -> None:
+    leg = await talking(world)
+    await world.service.login("a2", "8002", {"utility:water": 1})
+    await world.service.login("a3", "8003", {})  # idle longer than a2? not offered: not for it
+    with pytest.raises(AgentStateError):
+        await world.calls.transfer(CALL, "agent")  # to an agent: which one
+    await world.calls.transfer(CALL, "agent", "a2")
+    create = await until(
+        lambda: [
+            r
+            for r in world.sent("POST", "/channels/create")
+            if r.params["channelId"] == f"offer-{CALL}-2"
+        ]
+    )
+    assert create[0].params["endpoint"] == "PJSIP/8002"  # the agent transferred to, alone
+    assert world.sent("DELETE", f"/channels/{leg}")  # the first agent's leg is hung up
+    assert (CALL, "a1", "COMPLETEAGENT") in world.records()
+    assert world.records().count((CALL, "NONE", "ENTERQUEUE")) == 2
+    snapshot = await world.service.snapshot()
+    assert {a.agent_id: a.state.value for a in snapshot.agents}["a1"] == "wrap_up"
+
+
+async def test_a_transfer_to_the_operator_leaves_for_the_dialplans_operator_line(
+    world: World,
+) -> None:
+    await talking(world)
+    await world.calls.transfer(CALL, "operator")
+    await until(lambda: world.sent("POST", f"/channels/{CALL}/continue"))
+    variables = [r.params for r in world.sent("POST", f"/channels/{CALL}/variable")]
+    assert {"variable": "HOTLINE_QUEUE_EXIT", "value": "operator"} in variables
+    assert (CALL, "a1", "COMPLETEAGENT") in world.records()

@@ -72,7 +72,7 @@ def test_nothing_but_the_public_read_side_and_health_is_open() -> None:
         "/healthz",
         "/readyz",  # load balancers ask it; it names what is down, never a host or a text
         "/metrics",  # Prometheus scrapes it: figures by queue and agent state, no caller
-        "/console/",
+        "/console/{path}",
         "/api/v1/console/socket",  # the token comes in its first message (browsers send no
         "/api/v1/openapi.json",  # header on a WebSocket); without it: closed with 4401
     }
