@@ -526,12 +526,7 @@ class QueueCalls:
         await self._dead_man(cid, 0)  # a talking call goes on even if this node stops
         call.talk = f"talk-{cid}"
         await self.ari.post("/bridges", type="mixing", bridgeId=call.talk, name=call.talk)
-        if call.hold:
-            with contextlib.suppress(AriError):
-                await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=cid)
-            with contextlib.suppress(AriError):
-                await self.ari.delete(f"/bridges/{call.hold}")
-            call.hold = None
+        await self._leave_hold(call)
         await self.ari.post(f"/bridges/{call.talk}/addChannel", channel=f"{cid},{leg}")
         # the other offers of this call (none in the model's design; a late leg) go
         for other in call.offers:
@@ -615,14 +610,18 @@ class QueueCalls:
         if not call.held:
             return
         assert call.talk is not None
+        await self._leave_hold(call)
+        await self.ari.post(f"/bridges/{call.talk}/addChannel", channel=call_id)
+        call.held = False
+
+    async def _leave_hold(self, call: QueueCall) -> None:
+        """The caller out of its holding bridge, which goes (gone already: nothing)."""
         if call.hold:
             with contextlib.suppress(AriError):
-                await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=call_id)
+                await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=call.call_id)
             with contextlib.suppress(AriError):
                 await self.ari.delete(f"/bridges/{call.hold}")
             call.hold = None
-        await self.ari.post(f"/bridges/{call.talk}/addChannel", channel=call_id)
-        call.held = False
 
     async def transfer(self, call_id: str, to: str, agent_id: str | None = None) -> None:
         """A blind transfer: to another agent (waits for that agent), back to the queue, or

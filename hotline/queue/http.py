@@ -17,9 +17,10 @@ from aiohttp import web
 
 from hotline.appkeys import PRESENCE, QUEUE
 from hotline.errors import Forbidden, PayloadError
-from hotline.queue.acd import AgentView, Priority, Snapshot
+from hotline.queue.acd import Priority, Snapshot
 from hotline.queue.metrics import CONTENT_TYPE
 from hotline.queue.service import QueueService
+from hotline.queue.views import agent_json, waiting_json
 from hotline.ticketing.model import Role
 from hotline.web import Handler, current_user, json_body, ok
 
@@ -29,33 +30,10 @@ REASON = re.compile(r"[a-z0-9_-]{1,32}")  # lunch, training, meeting, …
 NOT_OFFICE = (Role.UNIT_HANDLER, Role.UNIT_LEADER, Role.ADMIN)
 
 
-def _agent(view: AgentView | None, agent_id: str) -> dict[str, Any]:
-    if view is None:
-        return {"agent": agent_id, "state": "logged_out"}
-    return {
-        "agent": view.agent_id,
-        "extension": view.extension,
-        "state": view.state.value,
-        "in_state": round(view.in_state, 1),
-        "pause_reason": view.pause_reason,
-        "call": view.call_id,
-        "skills": dict(view.skills),
-    }
-
-
 def _queue(snapshot: Snapshot) -> dict[str, Any]:
     return {
-        "waiting": [
-            {
-                "call": w.call_id,
-                "priority": w.priority.name.lower(),
-                "position": w.position,
-                "wait": round(w.wait, 1),
-                "ringing": w.ringing,
-            }
-            for w in snapshot.waiting
-        ],
-        "agents": [_agent(a, a.agent_id) for a in snapshot.agents],
+        "waiting": waiting_json(snapshot),
+        "agents": [agent_json(a, a.agent_id) for a in snapshot.agents],
         "handle_time": round(snapshot.handle_time, 1),
     }
 
@@ -63,7 +41,7 @@ def _queue(snapshot: Snapshot) -> dict[str, Any]:
 async def _view(queue: QueueService, agent_id: str) -> dict[str, Any]:
     snapshot = await queue.snapshot()
     found = next((a for a in snapshot.agents if a.agent_id == agent_id), None)
-    return _agent(found, agent_id)
+    return agent_json(found, agent_id)
 
 
 async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
@@ -157,7 +135,7 @@ async def agents(request: web.Request) -> web.Response:
     if user.actor.role in NOT_OFFICE:
         raise Forbidden("role_forbidden", "the office's agents are the office's business")
     snapshot = await request.app[QUEUE].snapshot()
-    on_duty = [_agent(a, a.agent_id) for a in snapshot.agents if a.state.value != "logged_out"]
+    on_duty = [agent_json(a, a.agent_id) for a in snapshot.agents if a.state.value != "logged_out"]
     return ok({"agents": on_duty})
 
 

@@ -28,12 +28,13 @@ from hotline.agi.ari import AriPort
 from hotline.background import Background
 from hotline.clock import Clock
 from hotline.errors import AriError
-from hotline.queue.acd import AgentChange, AgentView
+from hotline.queue.acd import AgentChange
 from hotline.queue.agent import AgentState
 from hotline.queue.calls import QueueCalls, Ringing
 from hotline.queue.log import Figures
 from hotline.queue.presence import AgentPresence
 from hotline.queue.service import QueueService
+from hotline.queue.views import agent_json, waiting_json
 from hotline.softphone_bridge.outbox import Message, Outbox
 from hotline.softphone_bridge.protocol import (
     GOING_AWAY,
@@ -54,21 +55,6 @@ UnitNames = Callable[[], Awaitable[Mapping[str, str]]]
 TodayFigures = Callable[[], Awaitable[Figures]]
 SUPERVISOR_EVERY = 2.0  # seconds between the supervisors' queue views
 FIGURES_EVERY = 10.0  # seconds today's figures are reused
-
-
-def agent_view(view: AgentView | None, agent_id: str) -> dict[str, Any]:
-    """An agent's state as the console and the agent API show it."""
-    if view is None:
-        return {"agent": agent_id, "state": AgentState.LOGGED_OUT.value}
-    return {
-        "agent": view.agent_id,
-        "extension": view.extension,
-        "state": view.state.value,
-        "in_state": round(view.in_state, 1),
-        "pause_reason": view.pause_reason,
-        "call": view.call_id,
-        "skills": dict(view.skills),
-    }
 
 
 def _ticket(summary: Summary, names: Mapping[str, str]) -> dict[str, Any]:
@@ -284,7 +270,7 @@ class Bridge:
         return {
             "type": "state",
             "seq": await self.outbox.last(agent_id),
-            **agent_view(view, agent_id),
+            **agent_json(view, agent_id),
             "pop": self.pops.get(agent_id),
         }
 
@@ -313,7 +299,7 @@ class Bridge:
                 await self.presence.logout(agent_id)
         else:
             raise ProtocolError("unknown_type", f"{kind} is not handled")
-        return {"type": "ok", **agent_view(await queue.agent(agent_id), agent_id)}
+        return {"type": "ok", **agent_json(await queue.agent(agent_id), agent_id)}
 
     async def _control(self, agent_id: str, command: Command) -> None:
         """Hold, unhold, transfer: the call control of the node that runs the caller."""
@@ -373,18 +359,9 @@ class Bridge:
         figures = await self._today()
         return {
             "type": "queue",
-            "waiting": [
-                {
-                    "call": w.call_id,
-                    "priority": w.priority.name.lower(),
-                    "position": w.position,
-                    "wait": round(w.wait, 1),
-                    "ringing": w.ringing,
-                }
-                for w in snapshot.waiting
-            ],
+            "waiting": waiting_json(snapshot),
             "agents": [
-                agent_view(a, a.agent_id)
+                agent_json(a, a.agent_id)
                 for a in snapshot.agents
                 if a.state is not AgentState.LOGGED_OUT
             ],

@@ -123,6 +123,13 @@ async def test_an_agent_takes_a_repeat_callers_call_in_the_console(
             assert ticket["repeat_of"]  # the caller's open ticket, carried by the IVR (D-6)
             assert ticket["type"] == "consultation"
 
+            # a consultation answered on the spot from the console (I-5): the ticket closes
+            await page.get_by_test_id("answer-text").fill("供水抢修已安排，今晚十点前恢复")
+            await page.get_by_test_id("answer-submit").click()
+            await page.get_by_test_id("registered").filter(has_text="办结").wait_for(timeout=STEP)
+            closed = b.api(token, "GET", f"/api/v1/tickets/{new['number']}")
+            assert (closed["state"], closed["closed_how"]) == ("closed", "answered_on_spot"), closed
+
             # the phone hangs up: wrap-up, ended from the console, ready again
             wrap_up = page.get_by_test_id("state").filter(has_text="话后整理")
             await wrap_up.wait_for(timeout=40_000)  # the phone's 15 s of talk

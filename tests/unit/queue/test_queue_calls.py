@@ -126,13 +126,8 @@ async def test_a_caller_waits_in_a_holding_bridge_and_the_agent_leg_has_a_fixed_
 async def test_an_answer_bridges_both_and_a_hang_up_ends_the_other_leg_and_wraps_up(
     world: World,
 ) -> None:
-    await world.service.login("a1", "8001", {})
-    world.caller_enters()
-    leg = f"offer-{CALL}-1"
-    await until(lambda: world.sent("POST", f"/channels/{leg}/dial"))
-    world.leg_enters(leg)
-    world.event("ChannelStateChange", leg, state="Up")
-    (joined,) = await until(lambda: world.sent("POST", f"/bridges/talk-{CALL}/addChannel"))
+    leg = await talking(world)
+    (joined,) = world.sent("POST", f"/bridges/talk-{CALL}/addChannel")
     assert joined.params == {"channel": f"{CALL},{leg}"}
     assert {"type": "mixing", "bridgeId": f"talk-{CALL}", "name": f"talk-{CALL}"} in [
         r.params for r in world.sent("POST", "/bridges")
