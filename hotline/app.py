@@ -35,6 +35,7 @@ from hotline.appkeys import (
     BEATS,
     CALENDAR_UNTIL,
     CLOCK,
+    CONSOLE_OUTBOX,
     ENGINE,
     HEALTH,
     IVR,
@@ -69,7 +70,7 @@ from hotline.queue.store import MemoryQueueStore, QueueStore, RedisQueueStore
 from hotline.softphone_bridge import console as console_files
 from hotline.softphone_bridge import ws as console_ws
 from hotline.softphone_bridge.bridge import Bridge
-from hotline.softphone_bridge.outbox import MemoryOutbox
+from hotline.softphone_bridge.outbox import MemoryOutbox, RedisOutbox
 from hotline.state import (
     AppBeats,
     Epoch,
@@ -216,6 +217,7 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         app[LIVE] = MemoryLiveCalls()
         durable = DurablePresence(app[ENGINE], MemoryPresence(), app[CLOCK], bound)
         app[PRESENCE] = AcdPresence(app[QUEUE], durable)
+        app[CONSOLE_OUTBOX] = MemoryOutbox()
         yield
         return
     redis = Redis.from_url(
@@ -239,10 +241,14 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         health.when_up("redis", presence.restore)
         health.when_up("redis", live.restore)
         heartbeat = asyncio.create_task(_heartbeat(live, app[NODE], app[CLOCK]))
+        outbox = RedisOutbox(redis, prefix)  # consoles hear every node, resume on any
+        app[CONSOLE_OUTBOX] = outbox
+        hearing = asyncio.create_task(outbox.run())
         yield
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        for task in (heartbeat, hearing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     finally:
         await redis.aclose()
 
@@ -362,7 +368,7 @@ async def _console(app: web.Application) -> AsyncIterator[None]:
     app[console_ws.BRIDGE] = Bridge(
         app[QUEUE],
         app[PRESENCE],
-        MemoryOutbox(),
+        app[CONSOLE_OUTBOX],
         app[CLOCK],
         pop_source=service.screen_pop,
         unit_names=names,

@@ -16,6 +16,7 @@ from hotline.ivr.services import BackendIvrServices, Recordings
 from hotline.jobs import Worker
 from hotline.queue.presence import AgentPresence
 from hotline.queue.service import QueueService
+from hotline.softphone_bridge.outbox import Outbox
 from hotline.state import AppBeats, LiveCalls
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,3 +36,4 @@ MESSAGES_KEY: web.AppKey[SwitchMessages | None] = web.AppKey("switch_messages") 
 WORKER = web.AppKey("worker", Worker)
 QUEUE = web.AppKey("queue", QueueService)
 BEATS: web.AppKey[AppBeats | None] = web.AppKey("app_beats")  # None: no Redis, one node
+CONSOLE_OUTBOX: web.AppKey[Outbox] = web.AppKey("console_outbox")  # in memory, or in Redis

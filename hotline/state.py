@@ -85,6 +85,17 @@ class Keys:
     def app_beat(self, app: str) -> str:
         return f"{self.prefix}apps:{app}"
 
+    # the consoles' outbox (hotline/softphone_bridge/outbox.py): each agent's numbered messages
+    def console_seq(self, agent: str) -> str:
+        return f"{self.prefix}console:{agent}:seq"
+
+    def console_kept(self, agent: str) -> str:
+        return f"{self.prefix}console:{agent}:kept"
+
+    @property
+    def console_channel(self) -> str:  # every node hears every agent's messages
+        return f"{self.prefix}console:messages"
+
     # the IVR's view of the queue (hotline/queue/presence.py)
     @property
     def agents_present(self) -> str:

@@ -271,8 +271,20 @@ class Bridge:
             "type": "state",
             "seq": await self.outbox.last(agent_id),
             **agent_json(view, agent_id),
-            "pop": self.pops.get(agent_id),
+            "pop": await self._current_pop(agent_id, view.call_id if view else None),
         }
+
+    async def _current_pop(self, agent_id: str, call_id: str | None) -> Message | None:
+        """The pop of the agent's call: made here, or the last one kept for that call (another
+        node made it: the one that runs the caller)."""
+        if call_id is None:
+            return None
+        mine = self.pops.get(agent_id)
+        if mine is not None and mine["call"] == call_id:
+            return mine
+        kept = await self.outbox.since(agent_id, 0) or []
+        pops = [m for m in kept if m.get("type") == "pop" and m.get("call") == call_id]
+        return pops[-1] if pops else None
 
     # -- commands -----------------------------------------------------------------------------
     async def command(self, session: Session, command: Command) -> Message:

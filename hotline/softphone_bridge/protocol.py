@@ -22,6 +22,7 @@ NO_HELLO = 4408  # no ``hello`` in time, or a command before it
 TAKEN_OVER = 4409  # another session of the same agent took over
 TOO_SLOW = 4429  # the console fell too far behind what it is sent: reconnect and resume
 GOING_AWAY = 1001  # the backend shuts down (RFC 6455)
+TRY_AGAIN = 1013  # the shared state (Redis) is away: reconnect later (RFC 6455 "Try Again Later")
 
 REASON = re.compile(r"[a-z0-9_-]{1,32}")  # lunch, training, meeting, … (as the agent API)
 CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")

@@ -121,6 +121,11 @@ async def _console(request: web.Request, ws: web.WebSocketResponse) -> web.WebSo
             break
         except ProtocolError as exc:
             await _say(ws, {"type": "error", "seq": 0, "code": exc.code, "message": exc.message})
+        except Exception as exc:  # Redis (the shared outbox) away: the console tries again
+            log.warning("softphone: a console could not open (%s)", type(exc).__name__)
+            bridge.end(session)
+            await _refuse(ws, protocol.TRY_AGAIN, "unavailable", "try again in a moment")
+            return ws
         again = await _next_hello(ws)
         if again is None:
             return ws

@@ -87,5 +87,6 @@ def test_protocol_md_names_every_type_error_and_close_code() -> None:
     codes |= set(re.findall(r'"code": "([a-z_]+)"', BRIDGE + WS))
     for code in codes:
         assert f"`{code}`" in DOC, code
-    for name in ("UNAUTHORIZED", "FORBIDDEN", "NO_HELLO", "TAKEN_OVER", "TOO_SLOW", "GOING_AWAY"):
+    names = ("UNAUTHORIZED", "FORBIDDEN", "NO_HELLO", "TAKEN_OVER", "TOO_SLOW", "GOING_AWAY")
+    for name in (*names, "TRY_AGAIN"):
         assert f"| {getattr(protocol, name)} |" in DOC, name
