@@ -46,6 +46,7 @@ from hotline.appkeys import (
     PRESENCE,
     QUEUE,
     RECORDINGS,
+    REDIS,
     SETTINGS,
     WORKER,
     WRITER,
@@ -71,6 +72,7 @@ from hotline.softphone_bridge import console as console_files
 from hotline.softphone_bridge import ws as console_ws
 from hotline.softphone_bridge.bridge import Bridge
 from hotline.softphone_bridge.outbox import MemoryOutbox, RedisOutbox
+from hotline.softphone_bridge.remote import RemoteControl
 from hotline.state import (
     AppBeats,
     Epoch,
@@ -212,6 +214,7 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     bound = settings.redis.timeout
     app[BEATS] = None
+    app[REDIS] = None
     if not settings.redis.url:
         app[QUEUE] = queue_service(settings, app[ENGINE], app[CLOCK], app[NODE])
         app[LIVE] = MemoryLiveCalls()
@@ -228,6 +231,7 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         retry_on_timeout=False,
     )
     prefix = settings.redis.key_prefix
+    app[REDIS] = redis
     shared = redis if settings.queue.store == "redis" else None
     app[QUEUE] = queue_service(settings, app[ENGINE], app[CLOCK], app[NODE], shared, prefix)
     try:
@@ -333,12 +337,19 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         queue_calls.ringing.append(app[console_ws.BRIDGE].ringing)  # the agents' screen pops
         app[console_ws.BRIDGE].ari = client
         app[console_ws.BRIDGE].calls = queue_calls
+        shared = app[REDIS]
+        if shared is not None:  # a console on one node, its caller run by another
+            remote = RemoteControl(shared, settings.redis.key_prefix, app[NODE], queue_calls)
+            app[console_ws.BRIDGE].remote = remote
         listener = asyncio.create_task(stasis.run())
         helpers = Background("ari")
         helpers.submit(stasis.watch_peers(), "stopped nodes' callers")
         helpers.submit(queue_calls.run_sync(), "queue sync")
         if beats is not None:
             helpers.submit(beats.run(mine), "node beat")
+        others = app[console_ws.BRIDGE].remote
+        if others is not None:
+            helpers.submit(others.run(), "call control for other nodes")
     try:
         yield
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.agi.fastagi import FastAGIServer
@@ -37,3 +38,4 @@ WORKER = web.AppKey("worker", Worker)
 QUEUE = web.AppKey("queue", QueueService)
 BEATS: web.AppKey[AppBeats | None] = web.AppKey("app_beats")  # None: no Redis, one node
 CONSOLE_OUTBOX: web.AppKey[Outbox] = web.AppKey("console_outbox")  # in memory, or in Redis
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")  # None: no Redis, one node

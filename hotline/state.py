@@ -96,6 +96,14 @@ class Keys:
     def console_channel(self) -> str:  # every node hears every agent's messages
         return f"{self.prefix}console:messages"
 
+    # call control asked of the node that runs a call (hotline/softphone_bridge/remote.py)
+    @property
+    def console_control(self) -> str:
+        return f"{self.prefix}console:control"
+
+    def console_reply(self, node: str) -> str:
+        return f"{self.prefix}console:reply:{node}"
+
     # the IVR's view of the queue (hotline/queue/presence.py)
     @property
     def agents_present(self) -> str:

@@ -43,6 +43,7 @@ from hotline.softphone_bridge.protocol import (
     Command,
     ProtocolError,
 )
+from hotline.softphone_bridge.remote import RemoteControl, run_control
 from hotline.ticketing.model import Actor, Role
 from hotline.ticketing.queries import Summary
 from hotline.ticketing.users import User
@@ -119,6 +120,7 @@ class Bridge:
         today: TodayFigures | None = None,
     ) -> None:
         self.ari, self.calls = ari, calls
+        self.remote: RemoteControl | None = None  # with several nodes
         self.wrap_up_seconds, self.today = wrap_up_seconds, today
         self._figures: tuple[float, Figures | None] = (-math.inf, None)
         self.queue, self.presence, self.outbox, self.clock = queue, presence, outbox, clock
@@ -321,20 +323,20 @@ class Bridge:
             raise ProtocolError("not_your_call", "that call is not this agent's call")
         if view.state is not AgentState.TALKING:
             raise ProtocolError("not_talking", "hold or transfer a call that is answered")
+        fields: dict[str, Any] = {}
+        if command.type == "transfer":
+            fields["to"] = command.fields["to"]
+            if fields["to"] == "agent":
+                fields["agent"] = await self._agent_at(command.fields["extension"], agent_id)
         calls = self.calls
         if calls is None:
             raise ProtocolError("switch_unavailable", "no call control (ARI is not set up)")
-        if call_id not in calls.calls:
-            raise ProtocolError("call_elsewhere", "the call runs on another backend node")
-        if command.type == "hold":
-            await calls.hold(call_id)
-        elif command.type == "unhold":
-            await calls.unhold(call_id)
+        if call_id in calls.calls:
+            await run_control(calls, command.type, call_id, fields)
+        elif self.remote is not None:  # another node runs the caller: it does it
+            await self.remote.ask(command.type, call_id, fields)
         else:
-            to, target = command.fields["to"], None
-            if to == "agent":
-                target = await self._agent_at(command.fields["extension"], agent_id)
-            await calls.transfer(call_id, to, target)
+            raise ProtocolError("call_elsewhere", "the call runs on another backend node")
 
     async def _agent_at(self, extension: str, caller_agent: str) -> str:
         snapshot = await self.queue.snapshot()

@@ -5,6 +5,7 @@ abandons, overflow, and the queue log the service keeps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,13 @@ async def until(check: Callable[[], Any], rounds: int = 400) -> Any:
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
+    async with a_world() as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def a_world() -> AsyncIterator[World]:
+    """Queue calls over the fake Asterisk and the memory store (also for other test modules)."""
     fake = FakeAsterisk()
     clock = SystemClock()
     config = AcdConfig(ring_timeout=15, max_misses=2, wrap_up_seconds=30)
@@ -84,9 +92,11 @@ async def world() -> AsyncIterator[World]:
     calls.leg_enters = 0.0  # the fake's legs never enter by themselves: dial at once
     stasis = Stasis(fake, "hotline", calls.roles(), clock)
     calls.bind(stasis)
-    yield World(fake, service, calls, stasis)
-    await stasis.close()
-    await service.close()
+    try:
+        yield World(fake, service, calls, stasis)
+    finally:
+        await stasis.close()
+        await service.close()
 
 
 async def test_a_caller_waits_in_a_holding_bridge_and_the_agent_leg_has_a_fixed_id(
