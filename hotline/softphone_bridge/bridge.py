@@ -289,10 +289,11 @@ class Bridge:
         return pops[-1] if pops else None
 
     # -- commands -----------------------------------------------------------------------------
-    async def command(self, session: Session, command: Command) -> Message:
-        """Run an agent's command; the reply (``ok`` with the agent's state, or raises)."""
-        agent_id, kind = session.agent_id, command.type
-        if session.user.actor.role is not Role.AGENT and kind not in ("ping",):
+    async def command(self, user: User, command: Command) -> Message:
+        """Run an agent's command (from its console or the HTTP API); the reply (``ok`` with
+        the agent's state), or raises."""
+        agent_id, kind = user.actor.user_id, command.type
+        if user.actor.role is not Role.AGENT and kind not in ("ping",):
             raise ProtocolError("role_forbidden", "only agents take calls")
         if kind == "ping":
             return {"type": "pong"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -22,7 +23,8 @@ from hotline.softphone_bridge import protocol
 from hotline.softphone_bridge.bridge import Bridge, Closing, Session
 from hotline.softphone_bridge.protocol import Command, ProtocolError
 from hotline.ticketing.model import Role
-from hotline.web import AUTH
+from hotline.ticketing.users import User
+from hotline.web import AUTH, Handler, current_user, error, json_body, ok
 
 log = logging.getLogger(__name__)
 BRIDGE = web.AppKey("softphone_bridge", Bridge)
@@ -191,7 +193,7 @@ async def _serve(bridge: Bridge, session: Session, ws: web.WebSocketResponse) ->
             ref = command.ref
             if command.type == "hello":
                 raise ProtocolError("bad_field", "hello is the first message only")
-            reply = await bridge.command(session, command)
+            reply = await bridge.command(session.user, command)
         except ProtocolError as exc:
             reply = {"type": "error", "code": exc.code, "message": exc.message}
         except Exception as exc:  # the queue refused (a state the table does not allow), …
@@ -216,8 +218,49 @@ async def close_all(app: web.Application) -> None:
             await ws.close(code=protocol.GOING_AWAY, message=b"the backend is shutting down")
 
 
+# the HTTP API's call controls: ProtocolError codes as statuses
+STATUS = {
+    "bad_field": 400,
+    "role_forbidden": 403,
+    "not_your_call": 403,
+    "not_talking": 409,
+    "call_elsewhere": 409,
+    "bad_transfer": 409,
+    "no_such_agent": 409,
+    "switch_unavailable": 503,
+    "unavailable": 503,
+}
+CALL_CONTROLS = {"hold": "hold", "unhold": "unhold", "transfer": "transfer", "hang-up": "hang_up"}
+
+
+def call_control(kind: str) -> Handler:
+    """``POST /api/v1/agents/me/calls/{call}/<control>``: what the console sends over its
+    socket, for an agent's desktop tool that speaks HTTP."""
+
+    async def handle(request: web.Request) -> web.Response:
+        user = await current_user(request)
+        body = await json_body(request) if request.can_read_body else {}
+        message = {**body, "type": kind, "call": request.match_info["call"]}
+        return await _control_reply(request, message, user)
+
+    return handle
+
+
+async def _control_reply(request: web.Request, message: dict[str, Any], user: User) -> web.Response:
+    try:
+        command = protocol.parse(protocol.encode(message))
+        reply = await request.app[BRIDGE].command(user, command)
+    except ProtocolError as exc:
+        status = STATUS.get(exc.code, 400)
+        return error(status, exc.code, exc.message)
+    reply.pop("type", None)
+    return ok(reply)
+
+
 def setup(app: web.Application) -> None:
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets
     app.router.add_get("/api/v1/console/socket", socket)
+    for path, kind in CALL_CONTROLS.items():
+        app.router.add_post(f"/api/v1/agents/me/calls/{{call}}/{path}", call_control(kind))
     app.on_shutdown.append(close_all)

@@ -124,6 +124,60 @@ def _agent_actions() -> dict[str, Any]:
     return out
 
 
+CALL = {
+    "name": "call",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+    "description": "the call id (the caller's channel id, as the pop gives it)",
+}
+CALL_CONTROLS = {
+    "hold": ("puts the caller on hold (a holding bridge with music on hold)", None),
+    "unhold": ("takes the caller off hold, back in the talk bridge", None),
+    "hang-up": ("ends the agent's answered call", None),
+    "transfer": (
+        "transfers the caller blind: to another agent (by extension), the queue or the operator",
+        {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["to", "extension"],
+                    "properties": {
+                        "to": {"const": "agent"},
+                        "extension": {"type": "string", "pattern": "^[0-9]{3,8}$"},
+                    },
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "required": ["to"],
+                    "properties": {"to": {"enum": ["queue", "operator"]}},
+                    "additionalProperties": False,
+                },
+            ]
+        },
+    ),
+}
+
+
+def _call_controls() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path, (summary, body) in CALL_CONTROLS.items():
+        op: dict[str, Any] = {
+            "summary": f"The agent {summary} (as the console socket's command; "
+            "hotline/softphone_bridge/PROTOCOL.md)",
+            "parameters": [CALL],
+            "responses": {
+                "200": _ok("the agent's state", {"type": "object"}),
+                **_errors(400, 401, 403, 409, 503),
+            },
+        }
+        if body is not None:
+            op["requestBody"] = {"required": True, **_json(body)}
+        out[f"/api/v1/agents/me/calls/{{call}}/{path}"] = {"post": op}
+    return out
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/tickets": {
@@ -299,6 +353,7 @@ def document() -> dict[str, Any]:
             }
         },
         **_agent_actions(),
+        **_call_controls(),
         "/api/v1/me": {
             "get": {
                 "summary": "Who the token belongs to",

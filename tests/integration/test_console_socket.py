@@ -114,6 +114,20 @@ async def walk(backend: Backend, agent: str, handler: str, boss: str) -> None:
         await first.send_str(json.dumps({"type": "ping", "id": "p1"}))
         assert (await receive(first)) == {"type": "pong", "ref": "p1", "seq": change["seq"]}
 
+        # the same controls over the HTTP API, with statuses
+        for path, body, status, code in (
+            ("someone-elses-call/hold", None, 403, "not_your_call"),
+            ("someone-elses-call/transfer", {"to": "agent"}, 400, "bad_field"),
+            ("someone-elses-call/transfer", {"to": "queue", "x": 1}, 400, "bad_field"),
+            ("a/b/hang-up", None, 404, None),
+        ):
+            got = api.call(agent, "POST", f"/api/v1/agents/me/calls/{path}", body)
+            assert got[0] == status, (path, got)
+            if code:
+                assert got[1]["error"]["code"] == code, (path, got)
+        got = api.call(handler, "POST", "/api/v1/agents/me/calls/c1/hold")
+        assert (got[0], got[1]["error"]["code"]) == (403, "role_forbidden")
+
         # a second console is refused until it asks to take over; the first is told why
         second = await http.ws_connect(url)
         await second.send_str(json.dumps({"type": "hello", "token": agent}))
