@@ -85,6 +85,7 @@ class Session:
         default_factory=lambda: asyncio.Queue(SEND_QUEUE + 1)  # room for the last word
     )
     unsubscribe: Callable[[], None] | None = None
+    closing: Closing | None = None  # the socket is to be closed (taken over, revoked, …)
 
     @property
     def agent_id(self) -> str:

@@ -75,12 +75,16 @@ async def _hello(request: web.Request, ws: web.WebSocketResponse) -> tuple[Sessi
     return Session(user), hello
 
 
-async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
-    """Write what the bridge queues for the session, in order; a Closing closes the socket."""
+async def _pump(session: Session, ws: web.WebSocketResponse, reader: asyncio.Task[None]) -> None:
+    """Write what the bridge queues for the session, in order. A Closing stops the reader: the
+    handler then closes the socket with its code — from the reading task, as aiohttp wants it
+    (a close from another task while one reads drops the connection before the peer's answer,
+    and the peer sees 1006)."""
     while True:
         item = await session.outgoing.get()
         if isinstance(item, Closing):
-            await ws.close(code=item.code, message=item.reason.encode())
+            session.closing = item
+            reader.cancel()
             return
         await ws.send_str(protocol.encode(item))
 
@@ -132,19 +136,23 @@ async def _console(request: web.Request, ws: web.WebSocketResponse) -> web.WebSo
         if again is None:
             return ws
         hello = again
-    pump = asyncio.create_task(_pump(session, ws))
+    reader = asyncio.create_task(_serve(bridge, session, ws))
+    pump = asyncio.create_task(_pump(session, ws, reader))
     recheck = asyncio.create_task(_recheck(request, session, hello.fields["token"]))
     try:
-        await _serve(bridge, session, ws)
+        try:
+            await reader
+        except asyncio.CancelledError:
+            if session.closing is None:  # this handler is cancelled, not only its reading
+                raise
+        if session.closing is not None:  # taken over, revoked, too slow, shutting down
+            closing = session.closing
+            await ws.close(code=closing.code, message=closing.reason.encode())
     finally:
         bridge.end(session)
-        recheck.cancel()
-        # the pump may be closing the socket (taken over, revoked): its close handshake ends
-        if ws.closed:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(pump), 2.0)
-        pump.cancel()
-        await asyncio.gather(pump, recheck, return_exceptions=True)
+        for task in (pump, recheck, reader):
+            task.cancel()
+        await asyncio.gather(pump, recheck, reader, return_exceptions=True)
     return ws
 
 
@@ -193,7 +201,8 @@ async def _serve(bridge: Bridge, session: Session, ws: web.WebSocketResponse) ->
             ref = command.ref
             if command.type == "hello":
                 raise ProtocolError("bad_field", "hello is the first message only")
-            reply = await bridge.command(session.user, command)
+            # shielded: a close (a take-over) stops the reading, not a command half done
+            reply = await asyncio.shield(bridge.command(session.user, command))
         except ProtocolError as exc:
             reply = {"type": "error", "code": exc.code, "message": exc.message}
         except Exception as exc:  # the queue refused (a state the table does not allow), …
