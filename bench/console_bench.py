@@ -13,7 +13,10 @@ pop received here - the stamp (one clock: the same machine). The baseline is the
 pops that warm its database pool up, not counted).
 
     .venv/bin/python bench/console_bench.py [--agents 2000] [--baseline 20] [--pops 1000]
-        [--rate 50]
+        [--rate 50] [--redis]
+
+``--redis``: the backend as a node of several — the queue and the consoles' outbox in Redis
+(each message numbered, kept and published by a Lua script, heard back over pub/sub).
 """
 
 from __future__ import annotations
@@ -39,15 +42,15 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from hotline.ticketing.model import Role  # noqa: E402
 from hotline.ticketing.users import add_user  # noqa: E402
 from tests.backend import free_port, hotline  # noqa: E402
-from tests.conftest import fresh_database  # noqa: E402
+from tests.conftest import REDIS_URL, fresh_database  # noqa: E402
 
 
 # -- the backend node (child process) -----------------------------------------------------------
-def node(url: str, port: int, conn: Connection) -> None:
-    asyncio.run(_node(url, port, conn))
+def node(url: str, port: int, conn: Connection, redis: str) -> None:
+    asyncio.run(_node(url, port, conn, redis))
 
 
-async def _node(url: str, port: int, conn: Connection) -> None:
+async def _node(url: str, port: int, conn: Connection, redis: str) -> None:
     from aiohttp import web
 
     from hotline.app import build_app
@@ -61,6 +64,12 @@ async def _node(url: str, port: int, conn: Connection) -> None:
         "HOTLINE_SERVER_AGI_PORT": str(free_port()),
         "HOTLINE_LOG_LEVEL": "WARNING",
     }
+    if redis:  # the node of several: the queue and the consoles' outbox in Redis
+        env |= {
+            "HOTLINE_REDIS_URL": redis,
+            "HOTLINE_REDIS_KEY_PREFIX": f"bench:{port}:",
+            "HOTLINE_QUEUE_STORE": "redis",
+        }
     app = build_app(load_settings(env=env))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -134,6 +143,16 @@ class Consoles:
         await asyncio.gather(*self.readers, return_exceptions=True)
 
 
+async def forget(url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
 def ms(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000
 
@@ -163,7 +182,10 @@ async def main(args: argparse.Namespace) -> None:
         await engine.dispose()
         port = free_port()
         parent, child = multiprocessing.Pipe()
-        proc = multiprocessing.get_context("spawn").Process(target=node, args=(url, port, child))
+        redis = REDIS_URL if args.redis else ""
+        proc = multiprocessing.get_context("spawn").Process(
+            target=node, args=(url, port, child, redis)
+        )
         proc.start()
         try:
             assert parent.recv() == "ready"
@@ -187,9 +209,13 @@ async def main(args: argparse.Namespace) -> None:
             proc.join(30)
             if proc.is_alive():
                 proc.kill()
+            if redis:
+                await forget(redis, f"bench:{port}:")
+    where = "the Redis outbox (several nodes)" if args.redis else "the in-process outbox"
     print(
         f"screen pop: ring -> pop received at the console, {args.pops} pops at {args.rate:g}/s "
-        f"(each reads the caller's tickets and writes the identity access in PostgreSQL)"
+        f"(each reads the caller's tickets and writes the identity access in PostgreSQL), "
+        f"through {where}"
     )
     rows = ((f"{args.baseline} consoles (baseline)", base), (f"{args.agents} consoles", full))
     for name, r in rows:
@@ -212,5 +238,6 @@ if __name__ == "__main__":
     parser.add_argument("--baseline", type=int, default=20)
     parser.add_argument("--pops", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--redis", action="store_true", help="the backend as one of several nodes")
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     asyncio.run(main(parser.parse_args()))
