@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Subscriber = Callable[[Message], None]
 KEEP = 200  # messages kept per agent for a resume
+KEEP_SECONDS = 12 * 3600  # Redis: an agent's kept messages go after this long of silence
 
 
 class Outbox(Protocol):
@@ -99,12 +100,14 @@ def _after(kept: list[Message], seq: int, last: int) -> list[Message] | None:
 
 
 # KEYS: the agent's number, its kept list, the channel; ARGV: the agent, the message as a JSON
-# object without "seq" (never empty: it has a "type"), how many to keep.
+# object without "seq" (never empty: it has a "type"), how many to keep, for how many seconds
+# (pops carry callers' numbers: the list goes when nothing was said for that long).
 PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
 local numbered = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('RPUSH', KEYS[2], numbered)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 redis.call('PUBLISH', KEYS[3], ARGV[1] .. '\\n' .. numbered)
 return numbered
 """
@@ -128,7 +131,8 @@ class RedisOutbox:
             self.keys.console_kept(agent_id),
             self.keys.console_channel,
         ]
-        numbered = await self._publish(keys=keys, args=[agent_id, body, self.keep])
+        args: list[str | int] = [agent_id, body, self.keep, KEEP_SECONDS]
+        numbered = await self._publish(keys=keys, args=args)
         result: Message = json.loads(numbered)
         return result
 
