@@ -285,7 +285,7 @@ class Bridge:
         mine = self.pops.get(agent_id)
         if mine is not None and mine["call"] == call_id:
             return mine
-        kept = await self.outbox.since(agent_id, 0) or []
+        kept = await self.outbox.kept(agent_id)
         pops = [m for m in kept if m.get("type") == "pop" and m.get("call") == call_id]
         return pops[-1] if pops else None
 

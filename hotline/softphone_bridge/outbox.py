@@ -38,6 +38,8 @@ class Outbox(Protocol):
 
     async def since(self, agent_id: str, seq: int) -> list[Message] | None: ...
 
+    async def kept(self, agent_id: str) -> list[Message]: ...
+
     async def last(self, agent_id: str) -> int: ...
 
     def subscribe(self, agent_id: str, subscriber: Subscriber) -> Callable[[], None]: ...
@@ -82,7 +84,11 @@ class MemoryOutbox:
 
     async def since(self, agent_id: str, seq: int) -> list[Message] | None:
         """The messages after ``seq``; None when some of them are no longer kept."""
-        return _after(list(self._kept.get(agent_id, ())), seq, self._seq.get(agent_id, 0))
+        return _after(await self.kept(agent_id), seq, self._seq.get(agent_id, 0))
+
+    async def kept(self, agent_id: str) -> list[Message]:
+        """The agent's messages still kept, oldest first."""
+        return list(self._kept.get(agent_id, ()))
 
     async def last(self, agent_id: str) -> int:
         return self._seq.get(agent_id, 0)
@@ -137,9 +143,11 @@ class RedisOutbox:
         return result
 
     async def since(self, agent_id: str, seq: int) -> list[Message] | None:
+        return _after(await self.kept(agent_id), seq, await self.last(agent_id))
+
+    async def kept(self, agent_id: str) -> list[Message]:
         raw = await self.redis.lrange(self.keys.console_kept(agent_id), 0, -1)
-        kept = [json.loads(r) for r in raw]
-        return _after(kept, seq, await self.last(agent_id))
+        return [json.loads(r) for r in raw]
 
     async def last(self, agent_id: str) -> int:
         value = await self.redis.get(self.keys.console_seq(agent_id))

@@ -68,6 +68,7 @@ async def test_the_outbox_numbers_per_agent_and_resumes_from_what_it_keeps() -> 
     assert await outbox.last("a1") == 6 and await outbox.last("a2") == 1
     assert [m["n"] for m in await outbox.since("a1", 3) or []] == [3, 4, 5]
     assert await outbox.since("a1", 2) is None  # message 3 is no longer kept
+    assert [m["seq"] for m in await outbox.kept("a1")] == [4, 5, 6]  # what is, all the same
     assert await outbox.since("a1", 6) == [] and await outbox.since("a1", 60) == []
 
 
