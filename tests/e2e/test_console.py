@@ -85,7 +85,7 @@ async def test_an_agent_takes_a_repeat_callers_call_in_the_console(
     await state_is(page, "空闲")
     await shots.take("signed-in-ready")
 
-    async with phone(lab, "8001", answer_after_ms=4000, hold_ms=15000) as desk:
+    async with phone(lab, "8001", answer_after_ms=4000, hold_ms=20000) as desk:
         call = asyncio.create_task(observe_call(lab, CallPlan(caller=who, dtmf="1", hold_ms=60000)))
         try:
             # the pop, while the phone still rings: the open ticket, the one the caller carries
@@ -105,6 +105,19 @@ async def test_an_agent_takes_a_repeat_callers_call_in_the_console(
 
             (talk,) = await wait_for(lambda: talks(ari), timeout=10)
             call_id = talk["id"].removeprefix("talk-")
+
+            # the page's call controls: hold (ARI: the caller in a holding bridge), take back
+            await page.get_by_test_id("hold").click()
+
+            async def held() -> list[str]:
+                bridges = {x["id"]: x for x in await ari.get("/bridges")}
+                return (bridges.get(f"hold-{call_id}") or {}).get("channels", [])
+
+            assert await wait_for(held, timeout=10) == [call_id], told(b)
+            await page.get_by_test_id("unhold").click()
+            await page.get_by_test_id("hold").wait_for(timeout=STEP)
+            (talk,) = await talks(ari)
+            assert call_id in talk["channels"]
 
             # the form: the type comes from the IVR; the agent types the request and submits
             await page.get_by_test_id("form-content").fill("停水仍未恢复，请尽快处理")
@@ -132,7 +145,7 @@ async def test_an_agent_takes_a_repeat_callers_call_in_the_console(
 
             # the phone hangs up: wrap-up, ended from the console, ready again
             wrap_up = page.get_by_test_id("state").filter(has_text="话后整理")
-            await wrap_up.wait_for(timeout=40_000)  # the phone's 15 s of talk
+            await wrap_up.wait_for(timeout=40_000)  # the phone's 20 s of talk
             await page.get_by_test_id("wrap-up-left").wait_for(timeout=STEP)
             await shots.take("wrap-up")
             await page.get_by_test_id("end-wrap-up").click()
