@@ -10,10 +10,11 @@ leave ghosts. All Redis key names are built in :class:`Keys`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol, TypeVar
 
@@ -116,6 +117,37 @@ class Keys:
     @property
     def epoch(self) -> str:
         return f"{self.prefix}state:epoch"
+
+
+async def listen(
+    redis: Redis,
+    channels: Sequence[str],
+    handle: Callable[[str, str], None],
+    listening: asyncio.Event,
+    what: str,
+    retry: float = 1.0,
+) -> None:
+    """Hear ``channels`` for ever — ``handle(channel, text)`` for each message — subscribing
+    again when Redis is back; ``listening`` is set while subscribed."""
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(*channels)
+            listening.set()
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    handle(_text(item["channel"]), _text(item["data"]))
+        except (RedisError, OSError) as exc:  # Redis away: heard again once it is back
+            listening.clear()
+            log.warning("%s: not listening (%s)", what, type(exc).__name__)
+            await asyncio.sleep(retry)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisLiveCalls:

@@ -13,7 +13,6 @@ and resumes on any node.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import deque
@@ -21,9 +20,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from hotline.state import Keys
+from hotline.state import Keys, listen
 
 log = logging.getLogger(__name__)
 
@@ -156,24 +154,12 @@ class RedisOutbox:
     def subscribe(self, agent_id: str, subscriber: Subscriber) -> Callable[[], None]:
         return self._subscribers.add(agent_id, subscriber)
 
-    async def run(self, retry: float = 1.0) -> None:
+    async def run(self) -> None:
         """Hear every node's messages and hand each to this node's subscribers of its agent."""
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(self.keys.console_channel)
-                self.listening.set()
-                async for item in pubsub.listen():
-                    if item.get("type") != "message":
-                        continue
-                    data = item["data"]
-                    text = data.decode() if isinstance(data, bytes) else str(data)
-                    agent_id, _, numbered = text.partition("\n")
-                    self._subscribers.deliver(agent_id, json.loads(numbered))
-            except (RedisError, OSError) as exc:  # Redis away: consoles resume when it is back
-                self.listening.clear()
-                log.warning("console outbox: not listening (%s)", type(exc).__name__)
-                await asyncio.sleep(retry)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+        def heard(channel: str, text: str) -> None:
+            agent_id, _, numbered = text.partition("\n")
+            self._subscribers.deliver(agent_id, json.loads(numbered))
+
+        channels = [self.keys.console_channel]
+        await listen(self.redis, channels, heard, self.listening, "console outbox")

@@ -16,9 +16,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hotline.background import Background
 from hotline.queue.calls import QueueCalls
 from hotline.softphone_bridge.protocol import ProtocolError
-from hotline.state import Keys
+from hotline.state import Keys, listen
 
 log = logging.getLogger(__name__)
 ANSWER_WITHIN = 5.0  # seconds the node that runs the call has to answer
@@ -40,6 +41,7 @@ class RemoteControl:
     def __init__(self, redis: Redis, prefix: str, node: str, calls: QueueCalls) -> None:
         self.redis, self.keys, self.node, self.calls = redis, Keys(prefix), node, calls
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.background = Background("call control for other nodes")
         self.listening = asyncio.Event()
 
     async def ask(self, action: str, call_id: str, fields: dict[str, Any]) -> None:
@@ -60,32 +62,22 @@ class RemoteControl:
         if reply.get("code"):
             raise ProtocolError(str(reply["code"]), str(reply.get("message", "")))
 
-    async def run(self, retry: float = 1.0) -> None:
+    async def run(self) -> None:
         """Hear the controls asked of every node (do those of calls run here) and the answers
         to this node's own questions."""
         mine = self.keys.console_reply(self.node)
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(self.keys.console_control, mine)
-                self.listening.set()
-                async for item in pubsub.listen():
-                    if item.get("type") != "message":
-                        continue
-                    channel, data = _text(item["channel"]), json.loads(_text(item["data"]))
-                    if channel == mine:
-                        waiting = self._waiting.get(str(data.get("id")))
-                        if waiting is not None and not waiting.done():
-                            waiting.set_result(data)
-                    elif str(data.get("call")) in self.calls.calls:
-                        asyncio.create_task(self._do(data))  # noqa: RUF006 (answers itself)
-            except (RedisError, OSError) as exc:
-                self.listening.clear()
-                log.warning("call control: not listening to other nodes (%s)", type(exc).__name__)
-                await asyncio.sleep(retry)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+        def heard(channel: str, text: str) -> None:
+            data = json.loads(text)
+            if channel == mine:
+                waiting = self._waiting.get(str(data.get("id")))
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(data)
+            elif str(data.get("call")) in self.calls.calls:
+                self.background.submit(self._do(data), f"control {data.get('action')}")
+
+        channels = [self.keys.console_control, mine]
+        await listen(self.redis, channels, heard, self.listening, "call control")
 
     async def _do(self, asked: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": asked.get("id")}
@@ -99,7 +91,3 @@ class RemoteControl:
             await self.redis.publish(
                 self.keys.console_reply(str(asked.get("from"))), json.dumps(reply)
             )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
