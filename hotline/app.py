@@ -26,7 +26,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline import bootstrap, db, ops
+from hotline import bootstrap, db, ops, sms
 from hotline import web as edge
 from hotline.agi.ari import AriClient
 from hotline.agi.fastagi import AGISession, FastAGIServer, Handler, Router
@@ -424,11 +424,18 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     service, writer, messages = app[tickets_http.SERVICE], app[WRITER], app[MESSAGES_KEY]
     worker = Worker(
         JobQueue(app[ENGINE], clock, app[NODE]),
-        bootstrap.job_handlers(messages),
+        bootstrap.job_handlers(
+            messages,
+            service,
+            push=app[CONSOLE_OUTBOX].publish,
+            sms=sms.gateway(settings.watch.sms, settings.watch.sms_url, settings.watch.sms_timeout),
+        ),
         poll=JOB_POLL,
     )
     if service.outbox is not None:
         service.outbox.on_commit = worker.poke
+    if service.watch is not None:
+        service.watch.on_commit = worker.poke
     health.when_up("database", writer.flush)
     tasks = Background("background")
     await health.probe_all()  # /readyz knows where it stands from the first request on

@@ -22,8 +22,10 @@ from hotline.jobs import Handler as JobHandler
 from hotline.jobs import Job, Outbox
 from hotline.queue.presence import AgentPresence
 from hotline.ticketing.calendar import WorkingCalendar
+from hotline.ticketing.notices import SEND_SMS, Notifier, Push, SmsGateway
 from hotline.ticketing.service import VOICE_MESSAGE_LEFT, TicketService
 from hotline.ticketing.sla import SlaEngine
+from hotline.ticketing.sla_watch import TIMER, SlaWatch, SmsSender, TimerSync
 
 TAKE_VOICE_MESSAGE = "voice_message.take"
 # Which durable handlers each domain event goes to — the one place they are registered (the
@@ -44,15 +46,17 @@ def sla_engine(settings: Settings) -> SlaEngine:
 
 
 def ticket_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> TicketService:
-    """The service as configured: deadlines, time zone, routing table, and the outbox its
-    changes write their follow-up jobs to."""
+    """The service as configured: deadlines, time zone, routing table, the outbox its changes
+    write their follow-up jobs to, and the SLA timers they keep in step (``[watch]``)."""
+    sla = sla_engine(settings)
     return TicketService(
         engine,
-        sla_engine(settings),
+        sla,
         clock,
         settings.city.timezone,
         settings.routing.categories,
         outbox=Outbox(EVENT_ROUTES, clock),
+        watch=TimerSync(settings.watch, sla.calendar, clock),
     )
 
 
@@ -76,9 +80,20 @@ def switch_messages(settings: Settings, tickets: TicketService, ari: AriPort) ->
     )
 
 
-def job_handlers(messages: SwitchMessages | None) -> dict[str, JobHandler]:
-    """The durable jobs this node runs, by kind."""
+def job_handlers(
+    messages: SwitchMessages | None,
+    tickets: TicketService | None = None,
+    *,
+    push: Push | None = None,
+    sms: SmsGateway | None = None,
+) -> dict[str, JobHandler]:
+    """The durable jobs this node runs, by kind: voice messages taken from the switch, the SLA
+    watch's timers (``push``: the console socket), and the SMS the emergency plan sends."""
     handlers: dict[str, JobHandler] = {}
+    if tickets is not None and tickets.watch is not None:
+        handlers[TIMER] = SlaWatch(tickets, Notifier(push)).fire
+        if sms is not None:
+            handlers[SEND_SMS] = SmsSender(tickets.engine, sms).send
     if messages is not None:
 
         async def take(job: Job) -> None:

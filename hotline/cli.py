@@ -355,7 +355,9 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     try:
         user_id, token = _with_engine(
             settings,
-            lambda e: add_user(e, args.name, Role(args.role), args.unit or None, args.may_unmask),
+            lambda e: add_user(
+                e, args.name, Role(args.role), args.unit or None, args.may_unmask, phone=args.phone
+            ),
         )
     except UserError as exc:
         raise CommandError(str(exc), EXIT_CONFIG) from None
@@ -517,6 +519,9 @@ def parser() -> argparse.ArgumentParser:
         "--may-unmask",
         action="store_true",
         help="a unit user who may see citizens' identity, logged (rule Y-1)",
+    )
+    user_add.add_argument(
+        "--phone", default="", help="mobile number for the emergency plan's SMS alerts (E-2)"
     )
     users_sub.add_parser("list")
     revoke = users_sub.add_parser("revoke", help="revoke a user's token (its consoles close)")

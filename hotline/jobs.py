@@ -64,8 +64,10 @@ jobs = sa.Table(
     sa.Column("last_error", sa.String(500), nullable=False),
     sa.Column("created_at", TZ, nullable=False),
     sa.Column("done_at", TZ, nullable=True),
+    sa.Column("ref", sa.String(64), nullable=True),  # 0008: what it belongs to (a ticket)
     sa.UniqueConstraint("kind", "key"),
     sa.Index("ix_jobs_state_due_at", "state", "due_at"),
+    sa.Index("ix_jobs_ref", "ref"),
 )
 
 DUE, RUNNING, DONE, DEAD = "due", "running", "done", "dead"
@@ -97,8 +99,10 @@ async def enqueue(
     *,
     now: dt.datetime | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    ref: str | None = None,
 ) -> bool:
-    """Add a job in the caller's transaction; False when (kind, key) is already there."""
+    """Add a job in the caller's transaction; False when (kind, key) is already there.
+    ``ref``: what the job belongs to (a ticket's timers are found and kept in step by it)."""
     stmt = (
         _insert(conn)
         .values(
@@ -106,11 +110,12 @@ async def enqueue(
             key=key[:200],
             payload=json.dumps(dict(payload), ensure_ascii=False),
             state=DUE,
-            due_at=due,
+            due_at=due.astimezone(dt.UTC),  # SQLite keeps no offset: every time in UTC
             attempts=0,
             max_attempts=max_attempts,
             last_error="",
-            created_at=now or due,
+            created_at=(now or due).astimezone(dt.UTC),
+            ref=ref,
         )
         .on_conflict_do_nothing(index_elements=["kind", "key"])
     )
@@ -123,7 +128,7 @@ async def reschedule(conn: AsyncConnection, kind: str, key: str, due: dt.datetim
     result = await conn.execute(
         jobs.update()
         .where(jobs.c.kind == kind, jobs.c.key == key, jobs.c.state == DUE)
-        .values(due_at=due)
+        .values(due_at=due.astimezone(dt.UTC))
     )
     return bool(result.rowcount == 1)
 
@@ -178,7 +183,7 @@ class JobQueue:
         self.engine, self.clock, self.node, self.lease = engine, clock, node, lease
 
     async def claim(self, kinds: Sequence[str], limit: int) -> list[Job]:
-        now = self.clock.now()
+        now = self.clock.now().astimezone(dt.UTC)  # SQLite compares text: UTC
         ready = sa.or_(
             sa.and_(jobs.c.state == DUE, jobs.c.due_at <= now),
             sa.and_(jobs.c.state == RUNNING, jobs.c.lease_until < now),  # its node died
@@ -245,14 +250,14 @@ class JobQueue:
                     jobs.c.owner == self.node,
                     jobs.c.state == RUNNING,
                 )
-                .values(state=DONE, done_at=self.clock.now(), lease_until=None)
+                .values(state=DONE, done_at=self.clock.now().astimezone(dt.UTC), lease_until=None)
             )
         return int(result.rowcount)
 
     async def fail(self, job: Job, error: str) -> dt.datetime | None:
         """Back to due at the next back-off time, or dead when its attempts are spent; the
         time it is due again (None: dead)."""
-        now = self.clock.now()
+        now = self.clock.now().astimezone(dt.UTC)
         if job.attempts >= job.max_attempts:
             state, due = DEAD, None
         else:

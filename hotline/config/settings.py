@@ -273,6 +273,33 @@ class RulesSettings:
     emergency_result_days: float = setting(1.0, _positive, "E-4: working days after finishing")
 
 
+def _at_least_zero(v: float) -> str | None:
+    return None if v >= 0 else "a number of 0 or more"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """The SLA watch (hotline/ticketing/watch.py): reminders before each deadline (0: none),
+    and the SMS gateway the emergency plan's alerts also go through."""
+
+    remind_assign_hours: float = setting(1.0, _at_least_zero, "D-1: working hours before")
+    remind_sign_hours: float = setting(1.0, _at_least_zero, "D-3: working hours before")
+    remind_handle_days: float = setting(1.0, _at_least_zero, "H-1: working days before")
+    remind_callback_hours: float = setting(2.0, _at_least_zero, "B-1: working hours before")
+    remind_emergency_assign_minutes: float = setting(3.0, _at_least_zero, "E-3: minutes before")
+    remind_emergency_response_minutes: float = setting(
+        10.0, _at_least_zero, "E-4: minutes before the first response is due"
+    )
+    remind_emergency_result_hours: float = setting(
+        2.0, _at_least_zero, "E-4: working hours before the result is due"
+    )
+    sms: str = setting(
+        "log", _one_of("log", "http", "off"), "log: write each SMS to the log; http: sms_url"
+    )
+    sms_url: str = setting("", _url("", "http", "https"), "a generic SMS gateway: POST JSON")
+    sms_timeout: float = setting(5.0, _positive, "seconds the SMS gateway may take")
+
+
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = setting("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -410,10 +437,6 @@ DEFAULT_TEXTS = {
 }
 
 
-def _at_least_zero(v: float) -> str | None:
-    return None if v >= 0 else "a number of 0 or more"
-
-
 def _proficiency(v: int) -> str | None:
     return None if 1 <= v <= 5 else "an integer from 1 to 5"
 
@@ -478,6 +501,7 @@ class Settings:
     prompts: PromptSettings = field(default_factory=PromptSettings)
     lab: LabSettings = field(default_factory=LabSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     ari: AriSettings = field(default_factory=AriSettings)
 
@@ -618,6 +642,8 @@ def load_settings(
         raise SettingsError(
             "queue.store", origin, "memory, or redis with redis.url set", settings.queue.store
         )
+    if settings.watch.sms == "http" and not settings.watch.sms_url:
+        raise SettingsError("watch.sms_url", origin, "the gateway's URL when watch.sms is http", "")
     return settings
 
 

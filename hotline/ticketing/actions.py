@@ -17,6 +17,7 @@ from hotline.errors import PayloadError
 from hotline.ticketing.model import (
     CallbackResult,
     Channel,
+    EmergencyGround,
     InternalCategory,
     RejectReason,
     Role,
@@ -376,6 +377,54 @@ ACTIONS: dict[str, Action] = {
             ),
             agree_with_unit=Field(B, required=False, default=False),
             law_forbids=Field(B, required=False, default=False),
+            note=Field(S, required=False, default=""),
+        ),
+        _a(
+            "mark_emergency",
+            "E-1",
+            {R.AGENT, R.DISPATCHER, R.SUPERVISOR},
+            "A major urgent request on one of Art. 34's four grounds; the duty leader is "
+            "alerted at once (E-1, E-2)",
+            lambda t, c, p: t.mark_emergency(c, p["ground"], p["note"]),
+            ground=Field(EmergencyGround),
+            note=Field(S, required=False, default="", max_len=2000),
+        ),
+        _a(
+            "emergency_decision",
+            "E-2",
+            {R.DUTY_LEADER, R.SUPERVISOR},
+            "The emergency-response decision (the office's, or the leading group's for the "
+            "gravest); with a response the unit's handler is alerted and the office assigns "
+            "within 10 minutes (E-2, E-3)",
+            lambda t, c, p: t.emergency_decision(c, p["respond"], p["level"], p["unit"], p["note"]),
+            respond=Field(B),
+            level=Field(
+                S,
+                required=False,
+                default="office",
+                doc="office, or leading_group for the gravest",
+                max_len=32,
+            ),
+            unit=Field(S, required=False, default="", max_len=64, doc="the unit to alert"),
+            note=Field(S, required=False, default="", max_len=2000),
+        ),
+        _a(
+            "emergency_response",
+            "E-4",
+            UNIT,
+            "The unit's first response within 30 minutes, or a transfer opinion with reasons (E-4)",
+            lambda t, c, p: t.emergency_response(c, p["assignment"], p["kind"], p["text"]),
+            assignment=AID,
+            kind=Field(S, doc="initial_response or transfer_opinion", max_len=32),
+            text=Field(S),
+        ),
+        _a(
+            "emergency_finished",
+            "E-4",
+            UNIT,
+            "The unit finished on site; the result is due within 1 working day (E-4)",
+            lambda t, c, p: t.emergency_finished(c, p["assignment"], p["note"]),
+            assignment=AID,
             note=Field(S, required=False, default=""),
         ),
     ]

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from hotline.errors import CalendarError
 from hotline.ticketing.model import LIVE_ASSIGNMENT, AssignmentState, Deadline, TicketError
+from hotline.ticketing.sla import Stage
 from hotline.ticketing.transitions import A, T
 
 if TYPE_CHECKING:
     from hotline.ticketing.model import TicketState
-    from hotline.ticketing.sla import Stage
     from hotline.ticketing.ticket import Ctx
 
 
@@ -80,6 +80,12 @@ class Assignment:
     sent_back: int = 0  # H-5 review send-backs
     review_note: str = ""
     no_publication: str = ""  # P-1(3): the unit's reason to keep the reply unpublished
+    signed_by: str = ""  # the handler who signed: the one named for this part's misses (S-5)
+    response: Deadline | None = None  # E-4: first response within 30 minutes (emergency plan)
+    response_kind: str = ""  # initial_response | transfer_opinion
+    response_text: str = ""
+    result: Deadline | None = None  # E-4: the result within 1 working day of finishing
+    finished_at: dt.datetime | None = None
 
     @property
     def live(self) -> bool:
@@ -102,6 +108,9 @@ def _extended(ctx: Ctx, deadline: Deadline, days: float) -> dt.datetime:
         return ctx.sla.calendar.add_working_days(_known(deadline), days)
     except CalendarError as exc:
         raise TicketError("deadline_unknown", str(exc), "C-2") from None
+
+
+EMERGENCY_RESPONSES = ("initial_response", "transfer_opinion")  # rule E-4
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -138,6 +147,7 @@ class UnitSide:
         """Rule D-3: the unit signs within 4 working hours."""
         a = self._assignment("sign", ctx, assignment_id)
         a.sign = a.sign.finish(ctx.now)
+        a.signed_by = ctx.actor.user_id
         self._move(ctx, a, "sign", "D-3", A.SIGNED, late=a.sign.late)
 
     def request_return(
@@ -335,7 +345,48 @@ class UnitSide:
         assert a.reply is not None
         a.reply.approved_by, a.reply.approved_at = ctx.actor.user_id, ctx.now
         a.handle = a.handle.finish(ctx.now)
+        if a.result is not None:  # rule E-4: the result is fed back through the system
+            a.result = a.result.finish(ctx.now)
         self._move(ctx, a, "approve_reply", "H-4", A.REPLIED, approved=True, late=a.handle.late)
+
+    # -- the emergency plan (E-4) ------------------------------------------------------------
+    def emergency_response(self, ctx: Ctx, assignment_id: str, kind: str, text: str) -> None:
+        """Rule E-4: within 30 minutes an initial response, or a transfer opinion with the
+        reasons (not our business, or other units needed)."""
+        a = self._assignment("emergency_response", ctx, assignment_id)
+        if a.response is None:
+            raise TicketError(
+                "not_an_emergency", "no emergency-response decision covers this part", "E-4"
+            )
+        if a.response.done is not None:
+            raise TicketError("already_responded", "the first response is on record", "E-4")
+        if kind not in EMERGENCY_RESPONSES:
+            raise TicketError(
+                "unknown_response", f"kind is one of {', '.join(EMERGENCY_RESPONSES)}", "E-4"
+            )
+        if not text.strip():
+            what = "the reasons" if kind == "transfer_opinion" else "the initial response"
+            raise TicketError("response_text_required", f"record {what}", "E-4")
+        a.response = a.response.finish(ctx.now)
+        a.response_kind, a.response_text = kind, text
+        self._move(ctx, a, "emergency_response", "E-4", a.state, kind=kind, late=a.response.late)
+
+    def emergency_finished(self, ctx: Ctx, assignment_id: str, note: str = "") -> None:
+        """Rule E-4: the unit has finished on site; its result is due within 1 working day."""
+        a = self._assignment("emergency_finished", ctx, assignment_id)
+        if a.response is None:
+            raise TicketError(
+                "not_an_emergency", "no emergency-response decision covers this part", "E-4"
+            )
+        if a.finished_at is not None:
+            raise TicketError("already_finished", "the finish is on record", "E-4")
+        a.finished_at = ctx.now
+        a.result = Deadline(
+            Stage.EMERGENCY_RESULT.value, "E-4", ctx.due(Stage.EMERGENCY_RESULT, ctx.now)
+        )
+        self._move(
+            ctx, a, "emergency_finished", "E-4", a.state, note=note, result_due=_iso(a.result.due)
+        )
 
     def propose_no_publication(self, ctx: Ctx, assignment_id: str, reason: str) -> None:
         """Rule P-1(3): the unit proposes not to publish its reply; the office decides."""

@@ -194,6 +194,35 @@ class WorkingCalendar:
     def add_working_days(self, start: dt.datetime, days: float) -> dt.datetime:
         return self.add_working_time(start, self.day_length * days)
 
+    def periods_before(self, end: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+        """Working periods (local, aware) before ``end``, latest first, the first clipped."""
+        local = end.astimezone(self.tz)
+        day = local.date()
+        for _ in range(MAX_SPAN_DAYS):
+            if self.is_working_day(day):
+                for a, b in reversed(self.periods):
+                    begin = dt.datetime.combine(day, a, self.tz)
+                    stop = dt.datetime.combine(day, b, self.tz)
+                    if begin < local:
+                        yield begin, min(stop, local)
+            day -= dt.timedelta(days=1)
+        raise CalendarError(f"no working time within {MAX_SPAN_DAYS} days before {end}")
+
+    def subtract_working_time(self, end: dt.datetime, budget: dt.timedelta) -> dt.datetime:
+        """The latest instant from which ``budget`` of working time runs out at ``end``: a
+        reminder 1 working hour before a deadline at Monday 09:00 falls on Friday 16:30. A
+        budget that uses up a period exactly falls on the period's start (13:30, not 12:00)."""
+        if end.tzinfo is None:
+            raise ValueError("working-time arithmetic needs an aware datetime")
+        if budget < dt.timedelta():
+            raise ValueError("a negative working time")
+        remaining = budget
+        for begin, stop in self.periods_before(end):
+            if remaining <= stop - begin:
+                return stop - remaining
+            remaining -= stop - begin
+        raise AssertionError("unreachable: periods_before raises first")  # pragma: no cover
+
     def working_time_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
         """Working time from ``start`` to ``end`` (zero when ``end`` is not after ``start``)."""
         total = dt.timedelta()

@@ -10,6 +10,7 @@ version (428 / 409), an unknown id (404), a role or unit that may not (403), no 
 from __future__ import annotations
 
 import logging
+import re
 from importlib import resources
 from typing import Any
 
@@ -17,8 +18,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.appkeys import RECORDINGS
-from hotline.errors import NotFound, PayloadError
-from hotline.ticketing import codec
+from hotline.errors import Forbidden, NotFound, PayloadError
+from hotline.ticketing import codec, notices
 from hotline.ticketing.actions import OFFICE
 from hotline.ticketing.repository import UnitOfWork
 from hotline.ticketing.service import TicketService
@@ -162,6 +163,75 @@ async def me(request: web.Request) -> web.Response:
     )
 
 
+# -- what the SLA watch tells and counts (S-4 … S-6) ------------------------------------------
+def _notice_view(n: notices.Notice) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "ticket": n.ticket_number,
+        "text": n.text,
+        "at": n.created_at.isoformat(),
+        "read_at": n.read_at.isoformat() if n.read_at else None,
+    }
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    """The caller's own notifications, newest first (``unread=1``: those not read yet)."""
+    user = await _user(request)
+    unread = request.query.get("unread") in ("1", "true")
+    before = request.query.get("before")
+    found = await notices.list_notices(
+        request.app[TICKETS_ENGINE],
+        user.actor.user_id,
+        unread,
+        query_int(request, "limit", 50, 500, least=1),
+        query_int(request, "before", 0, 2**31 - 1, least=1) if before else None,
+    )
+    return ok({"notifications": [_notice_view(n) for n in found]})
+
+
+async def notification_read(request: web.Request) -> web.Response:
+    user = await _user(request)
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > 2**31 - 1:
+        raise NotFound(f"notification {raw[:20]}")
+    now = request.app[SERVICE].clock.now()
+    if not await notices.mark_read(request.app[TICKETS_ENGINE], user.actor.user_id, int(raw), now):
+        raise NotFound(f"notification {raw}")
+    return ok({"id": int(raw), "read": True})
+
+
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+async def list_violations(request: web.Request) -> web.Response:
+    """Rule S-5's records: the office sees all; a unit only its own."""
+    user = await _user(request)
+    actor = user.actor
+    unit = request.query.get("unit") or None
+    handler = request.query.get("handler") or None
+    month = request.query.get("month") or None
+    if month is not None and not MONTH.fullmatch(month):
+        raise PayloadError("month", "is YYYY-MM")
+    for name, value in (("unit", unit), ("handler", handler)):
+        if value is not None and len(value) > 64:
+            raise PayloadError(name, "is 64 characters at most")
+    if actor.role.in_unit:
+        if unit is not None and unit != actor.unit_id:
+            raise Forbidden("role_forbidden", "a unit sees its own violations only", "S-5")
+        unit = actor.unit_id
+    elif actor.role not in OFFICE:
+        raise Forbidden("role_forbidden", f"the {actor.role.value} role sees no violations")
+    found = await notices.list_violations(
+        request.app[TICKETS_ENGINE],
+        unit=unit,
+        handler=handler,
+        month=month,
+        limit=query_int(request, "limit", 200, 1000, least=1),
+    )
+    return ok({"violations": [codec.to_json(v) for v in found]})
+
+
 async def openapi(request: web.Request) -> web.Response:
     text = resources.files("hotline.ticketing").joinpath("openapi.json").read_text("utf-8")
     return web.Response(text=text, content_type="application/json")
@@ -214,6 +284,9 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/v1/tasks/{task}/done", task_done)
     r.add_get("/api/v1/tickets/{ref}/recordings/{name}", recording)
     r.add_get("/api/v1/openapi.json", openapi)
+    r.add_get("/api/v1/notifications", list_notifications)
+    r.add_post("/api/v1/notifications/{id}/read", notification_read)
+    r.add_get("/api/v1/violations", list_violations)
     r.add_get("/public/tickets", public_list)
     r.add_get("/public/tickets/{number}", public_one)
     r.add_get("/open311/v2/requests.json", open311_requests)

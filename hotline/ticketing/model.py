@@ -108,6 +108,13 @@ class CallbackResult(enum.Enum):  # rule B-2
     UNSATISFIED = "unsatisfied"
 
 
+class EmergencyGround(enum.Enum):  # rule E-1, Art. 34 (1)-(4)
+    SERIOUS_HARM = "serious_harm"  # may cause serious harm or bad influence, needs rapid handling
+    HARM_NOW = "harm_now"  # the harm is happening now and needs an immediate response
+    IN_EMERGENCY_PLAN = "in_emergency_plan"  # within the city's or a department's plans
+    IMMEDIATE_RESPONSE_ASKED = "immediate_response_asked"  # the citizen has good reason to ask
+
+
 class InternalCategory(enum.Enum):  # rules T-1 … T-3
     DISCIPLINE = "discipline"  # T-1: violations by party members / officials
     WORK_STYLE = "work_style"  # T-2: work style of cadres not managed by the city
@@ -153,6 +160,7 @@ class Deadline:
     rule: str
     due: dt.datetime | None  # None: the working calendar has no data for that date (C-2)
     done: dt.datetime | None = None
+    overdue: bool = False  # the SLA watch marked it when it passed undone (S-4, S-5)
 
     @property
     def late(self) -> bool | None:
@@ -162,7 +170,12 @@ class Deadline:
         return self.done > self.due
 
     def finish(self, at: dt.datetime) -> Deadline:
-        return Deadline(self.stage, self.rule, self.due, self.done or at)
+        return Deadline(self.stage, self.rule, self.due, self.done or at, self.overdue)
+
+    @property
+    def open(self) -> bool:
+        """Still to be met, with a known due time: what the SLA watch watches."""
+        return self.done is None and self.due is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -400,6 +400,49 @@ def document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/notifications": {
+            "get": {
+                "summary": "The caller's notifications from the SLA watch, newest first: "
+                "reminders before deadlines, overdue marks, the emergency plan's alerts, S-6 "
+                "notices (never naming a citizen, Y-1)",
+                "parameters": [
+                    _query("unread", {"type": "string", "enum": ["0", "1", "true", "false"]}),
+                    _query("limit", _count(1, 500)),
+                    _query("before", _count(1, 2**31 - 1), "ids below this one (paging)"),
+                ],
+                "responses": {"200": _ok("notifications", {"type": "object"}), **_errors(400, 401)},
+            }
+        },
+        "/api/v1/notifications/{id}/read": {
+            "post": {
+                "summary": "Mark one of the caller's own notifications read",
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+                    }
+                ],
+                "responses": {"200": _ok("read", {"type": "object"}), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/violations": {
+            "get": {
+                "summary": "Missed deadlines on record (S-5), against a unit and its handler or "
+                "the office; a unit sees its own",
+                "parameters": [
+                    _query("unit", _text(64)),
+                    _query("handler", _text(64), "a user id"),
+                    _query("month", {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}),
+                    _query("limit", _count(1, 1000)),
+                ],
+                "responses": {
+                    "200": _ok("violations", {"type": "object"}),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "The queue's figures in Prometheus text format: offered, answered, "

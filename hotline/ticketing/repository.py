@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -100,6 +101,7 @@ class TicketRepository:
     def __init__(self, conn: AsyncConnection, events: list[Event] | None = None) -> None:
         self.conn = conn
         self.domain_events = events if events is not None else []  # for the outbox
+        self.touched: dict[str, Ticket] = {}  # added or saved: their timers follow (SLA watch)
 
     async def next_number(self, day: dt.date) -> str:
         """Human-readable number: date and the day's sequence, ``20261127-0042``."""
@@ -148,6 +150,7 @@ class TicketRepository:
         await self._write_children(ticket)
 
     async def _write_children(self, ticket: Ticket) -> None:
+        self.touched[ticket.id] = ticket
         await self.conn.execute(_DELETE_ASSIGNMENTS, {"p_ticket": ticket.id})
         if ticket.assignments:
             await self.conn.execute(
@@ -282,8 +285,19 @@ class TicketRepository:
         )
 
 
+class Timers(Protocol):
+    """Keeps a ticket's durable timers in step with it (the SLA watch's TimerSync)."""
+
+    on_commit: Callable[[], None]
+
+    async def sync(self, conn: AsyncConnection, ticket: Ticket) -> int: ...
+
+
 class UnitOfWork:
     """``async with UnitOfWork(engine) as uow: …; await uow.commit()`` — else rolled back.
+
+    With :class:`Timers`, every ticket added or saved has its SLA timers brought in step in
+    the same transaction (a deadline that moved moves its timers; one met drops them).
 
     With an :class:`~hotline.jobs.Outbox`, the domain events of the change (every ticket event
     as ``TicketChanged``, and what the service publishes) become jobs for their handlers in the
@@ -291,9 +305,12 @@ class UnitOfWork:
     lost raises :class:`OutcomeUnknown`: the change may or may not be stored.
     """
 
-    def __init__(self, engine: AsyncEngine, outbox: Outbox | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, outbox: Outbox | None = None, timers: Timers | None = None
+    ) -> None:
         self.engine = engine
         self.outbox = outbox
+        self.timers = timers
         self._conn: AsyncConnection | None = None
         self._tx: Any = None
         self.events: list[Event] = []
@@ -315,7 +332,10 @@ class UnitOfWork:
         return self._conn
 
     async def commit(self) -> None:
-        written = 0
+        written = timed = 0
+        if self.timers is not None:
+            for ticket in self.tickets.touched.values():
+                timed += await self.timers.sync(self.conn, ticket)
         if self.outbox is not None and self.events:
             written = await self.outbox.publish(self.conn, self.events)
         try:
@@ -327,8 +347,11 @@ class UnitOfWork:
                 ) from exc
             raise
         self.events.clear()
+        self.tickets.touched.clear()
         if written and self.outbox is not None:
             self.outbox.on_commit()
+        if timed and self.timers is not None:
+            self.timers.on_commit()
 
     async def rollback(self) -> None:
         if self._tx.is_active:

@@ -45,7 +45,7 @@ from hotline.ticketing.model import (
     TicketType,
 )
 from hotline.ticketing.queries import Summary, Task
-from hotline.ticketing.repository import TicketRepository, UnitOfWork, city_day
+from hotline.ticketing.repository import TicketRepository, Timers, UnitOfWork, city_day
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.ticket import Ctx, Ticket
 
@@ -100,9 +100,11 @@ class TicketService:
         timezone: str,
         routing: Mapping[str, str] | None = None,
         outbox: Outbox | None = None,
+        watch: Timers | None = None,
     ) -> None:
         self.engine = engine
         self.outbox = outbox  # domain events and follow-up jobs commit with the change
+        self.watch = watch  # the SLA timers commit with the change too
         self.sla = sla
         self.clock = clock
         self.timezone = timezone
@@ -110,7 +112,7 @@ class TicketService:
         self._staffed: dict[str, float] = {}  # unit -> monotonic time until which it is known
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.outbox)
+        return UnitOfWork(self.engine, self.outbox, self.watch)
 
     def _ctx(self, actor: Actor) -> Ctx:
         return Ctx(actor, self.clock.now(), self.sla)

@@ -26,6 +26,7 @@ users = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("may_unmask", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", TZ, nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False, server_default=""),  # 0008: for SMS
 )
 
 tickets = sa.Table(
@@ -117,4 +118,37 @@ office_tasks = sa.Table(  # work for the office that is not a ticket action (voi
     sa.Column("done_at", TZ, nullable=True),
     sa.Column("done_by", sa.String(64), nullable=True),
     sa.Column("note", sa.String(500), nullable=False, server_default=""),
+)
+
+notifications = sa.Table(  # what the SLA watch tells a user (0008); the key makes it once
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(250), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # remind | overdue | alert | s6-month …
+    sa.Column("ticket_id", sa.String(36), nullable=True),
+    sa.Column("ticket_number", sa.String(32), nullable=True),
+    sa.Column("text", sa.String(500), nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("read_at", TZ, nullable=True),
+    sa.Index("ix_notifications_user_id_id", "user_id", "id"),
+)
+
+violations = sa.Table(  # rule S-5: each missed deadline, against a unit (and handler) or the office
+    "violations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(250), nullable=False, unique=True),
+    sa.Column("ticket_id", sa.String(36), nullable=False),
+    sa.Column("ticket_number", sa.String(32), nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(8), nullable=False),
+    sa.Column("party", sa.String(8), nullable=False),  # unit | office
+    sa.Column("unit_id", sa.String(64), nullable=True, index=True),
+    sa.Column("handler_id", sa.String(64), nullable=True, index=True),
+    sa.Column("due_at", TZ, nullable=False),
+    sa.Column("recorded_at", TZ, nullable=False),
+    sa.Column("month", sa.String(7), nullable=False, index=True),  # YYYY-MM, city time
+    sa.Column("quarter", sa.String(7), nullable=False),  # YYYY-Qn
 )

@@ -34,6 +34,7 @@ from hotline.ticketing.model import (
     Channel,
     Citizen,
     Deadline,
+    EmergencyGround,
     InternalCategory,
     RejectReason,
     TicketError,
@@ -93,6 +94,22 @@ class Internal:  # rules T-1 … T-4
     result: str = ""
 
 
+@dataclass(slots=True)
+class Emergency:  # rules E-1 … E-4: a major urgent request under the emergency plan
+    ground: EmergencyGround
+    note: str
+    marked_by: str
+    marked_at: dt.datetime
+    respond: bool | None = None  # the emergency-response decision: None until it is made
+    level: str = ""  # office | leading_group (the gravest go to the leading group, E-2)
+    unit: str = ""  # the unit whose handler is told by phone (E-3)
+    decided_by: str = ""
+    decided_at: dt.datetime | None = None
+    decision_note: str = ""
+    assign: Deadline | None = None  # E-3: the office assigns within 10 minutes of the decision
+
+
+DECISION_LEVELS = ("office", "leading_group")  # rule E-2
 UTILITIES = ("water", "power", "gas")  # rule H-6
 CALLBACK_METHODS = ("phone", "self_evaluation")  # rule B-1
 NOTICE_TEMPLATE = "您所反映的问题已转由{unit}内部办理，{unit}的联系方式是{contact}"  # rule T-4
@@ -152,6 +169,7 @@ class Ticket(UnitSide):
     closed_how: str = ""
     decision: str = ""  # the office's recorded decision (B-2 office close, D-6)
     publication: Publication | None = None
+    emergency: Emergency | None = None  # E-1: marked a major urgent request
     seq: int = 0  # number of the last event
     # Events recorded on this instance, and those not stored yet (not part of the snapshot).
     events: list[TicketEvent] = field(default_factory=list, metadata={"transient": True})
@@ -266,6 +284,9 @@ class Ticket(UnitSide):
             self.assign_deadline = Deadline(stage.value, "D-1", due, ctx.now)
         for unit in units:
             self.assignments.append(self._new_assignment(ctx, unit, lead == unit, 1))
+        e = self.emergency
+        if e is not None and e.assign is not None and e.assign.done is None:
+            e.assign = e.assign.finish(ctx.now)  # rule E-3
         before = self._go("assign", T.ASSIGNED)
         self._record(
             ctx,
@@ -304,6 +325,17 @@ class Ticket(UnitSide):
             return_window=Deadline(Stage.RETURN.value, "D-4", ctx.due(Stage.RETURN, ctx.now)),
             handle=Deadline(self.handle_stage.value, "H-1", self._handle_due(ctx)),
             round=round,
+            response=self._response_deadline(ctx),
+        )
+
+    def _response_deadline(self, ctx: Ctx) -> Deadline | None:
+        """Rule E-4: under an emergency-response decision, a unit that receives the ticket
+        gives its first response within 30 minutes, on the wall clock (C-4)."""
+        if self.emergency is None or not self.emergency.respond:
+            return None
+        start = ctx.now
+        return Deadline(
+            Stage.EMERGENCY_RESPONSE.value, "E-4", ctx.due(Stage.EMERGENCY_RESPONSE, start)
         )
 
     @property
@@ -332,6 +364,102 @@ class Ticket(UnitSide):
             )
         self.decision = decision
         self._close(ctx, "stop_repeat", "D-6", "repeat_not_assigned", timely_replies=timely_replies)
+
+    # -- the emergency plan (E-1 … E-4) --------------------------------------------------------
+    def mark_emergency(self, ctx: Ctx, ground: EmergencyGround, note: str = "") -> None:
+        """Rules E-1, E-2: a major urgent request on one of Art. 34's grounds; the duty leader
+        is alerted at once (the SLA watch's alert). Police, fire and medical emergencies go to
+        110/119/120 instead (I-6) and are rejected, not marked."""
+        self._check("mark_emergency")
+        if self.emergency is not None:
+            raise TicketError("already_emergency", "the ticket is under the plan already", "E-1")
+        self.emergency = Emergency(ground, note, ctx.actor.user_id, ctx.now)
+        state = self.state.value
+        self._record(ctx, "mark_emergency", "E-1", state, state, ground=ground.value)
+
+    def emergency_decision(
+        self, ctx: Ctx, respond: bool, level: str, unit: str = "", note: str = ""
+    ) -> None:
+        """Rules E-2, E-3: the emergency-response decision (the office's, or for the gravest
+        the leading group's), recorded by the duty leader; with a response, the unit's handler
+        is told and the office assigns within 10 minutes on the wall clock (C-4)."""
+        self._check("emergency_decision")
+        e = self.emergency
+        if e is None:
+            raise TicketError("not_an_emergency", "mark the ticket a major urgent request", "E-2")
+        if e.respond is not None:
+            raise TicketError("already_decided", "the decision is on record", "E-2")
+        if level not in DECISION_LEVELS:
+            raise TicketError(
+                "unknown_level", f"level is one of {', '.join(DECISION_LEVELS)}", "E-2"
+            )
+        if respond and not unit.strip() and not self.live_assignments():
+            raise TicketError("unit_required", "name the unit whose handler is told (E-3)", "E-3")
+        e.respond, e.level, e.unit, e.decision_note = respond, level, unit, note
+        e.decided_by, e.decided_at = ctx.actor.user_id, ctx.now
+        if respond:
+            due = ctx.due(Stage.EMERGENCY_ASSIGN, ctx.now)
+            done = ctx.now if self.live_assignments() else None  # assigned already
+            e.assign = Deadline(Stage.EMERGENCY_ASSIGN.value, "E-3", due, done)
+            for a in self.live_assignments():  # the units holding it answer within 30 min
+                if a.response is None:
+                    a.response = self._response_deadline(ctx)
+        state = self.state.value
+        self._record(
+            ctx,
+            "emergency_decision",
+            "E-2",
+            state,
+            state,
+            respond=respond,
+            level=level,
+            unit=unit or None,
+        )
+
+    def mark_overdue(self, ctx: Ctx, part: str, stage: str) -> bool:
+        """The SLA watch: a deadline passed undone (S-4). Marks it and records the event;
+        False when it is no longer open or was marked already (the timer ran twice)."""
+        holder, name = self.deadline_at(part, stage)
+        deadline = getattr(holder, name) if holder is not None else None
+        if deadline is None or not deadline.open or deadline.overdue:
+            return False
+        setattr(holder, name, replace(deadline, overdue=True))
+        state = self.state.value
+        unit = holder.unit_id if isinstance(holder, Assignment) else None
+        assignment = holder.id if isinstance(holder, Assignment) else None
+        self._record(
+            ctx,
+            "overdue",
+            deadline.rule,
+            state,
+            state,
+            stage=stage,
+            due=deadline.due.isoformat() if deadline.due else None,
+            unit=unit,
+            assignment=assignment,
+        )
+        return True
+
+    def deadline_at(self, part: str, stage: str) -> tuple[Any, str]:
+        """Where a watched deadline lives: (the ticket, its emergency or an assignment; the
+        attribute name), or (None, "") when there is no such part."""
+        if part == "ticket":
+            if stage in (Stage.ASSIGN.value, Stage.ASSIGN_MULTI.value):
+                return self, "assign_deadline"
+            if stage == Stage.CALLBACK.value:
+                return self, "callback_deadline"
+            if stage == Stage.EMERGENCY_ASSIGN.value:
+                return self.emergency, "assign"
+            return None, ""
+        a = next((x for x in self.assignments if x.id == part), None)
+        names = {
+            Stage.SIGN.value: "sign",
+            Stage.HANDLE_CONSULTATION.value: "handle",
+            Stage.HANDLE_OTHER.value: "handle",
+            Stage.EMERGENCY_RESPONSE.value: "response",
+            Stage.EMERGENCY_RESULT.value: "result",
+        }
+        return (a, names[stage]) if a is not None and stage in names else (None, "")
 
     # -- the office's review and callback ----------------------------------------------------
     def review(self, ctx: Ctx, assignment_id: str, passed: bool, note: str = "") -> None:

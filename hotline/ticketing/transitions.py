@@ -94,6 +94,12 @@ TRANSITIONS: dict[str, Transition] = {
     "rehandle": _t("B-2", {T.DISSATISFIED}, {T.ASSIGNED}),
     "office_close": _t("B-2", {T.DISSATISFIED}, {T.CLOSED}),
     "decide_publication": _stay("P-1", {T.CLOSED}, None),
+    # the emergency plan: marked and decided while the office still holds or has just
+    # assigned the ticket (E-1 … E-3); the unit's first response and its finish (E-4)
+    "mark_emergency": _stay("E-1", {T.REGISTERED, T.ASSIGNED}, None),
+    "emergency_decision": _stay("E-2", {T.REGISTERED, T.ASSIGNED}, None),
+    "emergency_response": _stay("E-4", WORKING, {A.ASSIGNED, A.SIGNED}),
+    "emergency_finished": _stay("E-4", WORKING, {A.SIGNED, A.REPLY_DRAFTED}),
 }
 
 # A new part of a ticket (assign, reassign after a justified return, re-handling) starts here.

@@ -53,12 +53,17 @@ async def add_user(
     unit_id: str | None = None,
     may_unmask: bool = False,
     now: dt.datetime | None = None,
+    *,
+    phone: str = "",
 ) -> tuple[str, str]:
     """Create a user; returns (user id, bearer token). The token is shown once, stored hashed."""
     if role.in_unit and not unit_id:
         raise UserError(f"a {role.value} belongs to a unit: give --unit")
     if not role.in_unit and unit_id:
         raise UserError(f"a {role.value} works for the hotline office, not for a unit")
+    phone = phone.strip()
+    if phone and not (phone.lstrip("+").isdigit() and 5 <= len(phone) <= 20):
+        raise UserError(f"--phone {phone!r} is not a phone number (digits, an optional +)")
     token = secrets.token_urlsafe(32)
     user_id = f"u-{uuid.uuid4().hex[:12]}"
     async with engine.begin() as conn:
@@ -75,6 +80,7 @@ async def add_user(
                 token_hash=token_hash(token),
                 may_unmask=may_unmask,
                 created_at=now or dt.datetime.now(dt.UTC),
+                phone=phone,
             )
         )
     return user_id, token

@@ -629,7 +629,7 @@ def test_illegal_transitions_name_the_rule_of_the_action(world: World) -> None:
 def test_every_action_of_the_transition_table_names_a_rule_of_the_book() -> None:
     import re
 
-    assert all(re.fullmatch(r"[CIDHTBPY]-[1-7]", tr.rule) for tr in TRANSITIONS.values())
+    assert all(re.fullmatch(r"[CIDHTBPYKES]-[1-7]", tr.rule) for tr in TRANSITIONS.values())
 
 
 # -- C-1, T-3, H-6, B-3, P-2 ------------------------------------------------------------------
