@@ -110,3 +110,51 @@ async def test_the_page_reconnects_with_what_it_missed_and_a_second_tab_takes_ov
                 await browser.close()
         finally:
             backend.stop()
+
+
+async def test_a_supervisors_console_shows_the_sla_watchs_notice_as_it_is_raised(
+    tmp_path: Path,
+) -> None:
+    async with fresh_database() as url:
+        env = {
+            "HOTLINE_DATABASE_URL": url,
+            "HOTLINE_SERVER_HTTP_PORT": str(free_port()),
+            "HOTLINE_SERVER_AGI_PORT": str(free_port()),
+        }
+        assert hotline("db", "upgrade", env=env).returncode == 0
+        assert hotline("units", "add", "--id", "water", "--name", "水务", env=env).returncode == 0
+        agent, boss = user(env, "坐席一", "agent"), user(env, "班长", "supervisor")
+        duty = user(env, "值班领导", "duty_leader")
+        user(env, "水务经办", "unit_handler", "water")
+        backend = Backend(env).start()
+        try:
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True)
+                page = await browser.new_page(viewport={"width": 1400, "height": 900})
+                await sign_in(page, backend.url, boss)
+                await page.get_by_test_id("supervisor").wait_for(timeout=STEP)
+                api = Client(backend)
+                body = {
+                    "type": "help",
+                    "channel": "phone",
+                    "content": "燃气泄漏",
+                    "citizen_name": "钱七",
+                }
+                status, t = api.call(agent, "POST", "/api/v1/tickets", body)
+                assert status == 201, t
+                path = f"/api/v1/tickets/{t['number']}/actions"
+                mark = {"version": t["version"], "ground": "serious_harm"}
+                status, t = api.call(agent, "POST", f"{path}/mark_emergency", mark)
+                assert status == 200, t
+                decide = {"version": t["version"], "respond": True, "unit": "water"}
+                assert api.call(duty, "POST", f"{path}/emergency_decision", decide)[0] == 200
+                # the dispatchers and supervisors must assign within 10 minutes (E-3)
+                shown = page.locator(".el-notification").filter(has_text="应急响应决定")
+                await shown.wait_for(timeout=STEP)
+                assert t["number"] in await shown.inner_text()
+                assert "钱七" not in await shown.inner_text()  # Y-1
+                await page.wait_for_timeout(800)  # the notification's slide-in, for the picture
+                await page.screenshot(path=tmp_path / "notice.png")
+                await browser.close()
+        finally:
+            backend.stop()
