@@ -144,3 +144,33 @@ def test_the_emergency_plan_alerts_at_once_and_escalates_to_the_duty_leader() ->
     assert "领导小组" in words and "市水务局" in words
     assert all("张三" not in text(t, x, CALENDAR.tz) for x in timers)  # rule Y-1
     assert all("13800138000" not in text(t, x, CALENDAR.tz) for x in timers)
+
+
+def test_a_send_back_reopens_the_handling_timers_on_the_original_deadline() -> None:
+    w = World("2026-11-16T09:00")
+    t = w.register()
+    t.assign(w.ctx(DISPATCHER), ["water"])
+    aid = t.assignments[0].id
+    t.sign(w.ctx(WATER_HANDLER), aid)
+    handling = {x.key for x in plan(t, LEADS, CALENDAR)}
+    t.draft_reply(w.ctx(WATER_HANDLER), aid, "已修复路灯，恢复照明。")
+    t.approve_reply(w.ctx(WATER_LEADER, "2026-11-17T10:00"), aid, True)
+    assert {x.stage for x in plan(t, LEADS, CALENDAR)} == {"callback"}
+    t.review(w.ctx(REVIEWER, "2026-11-17T11:00"), aid, False, "缺少现场照片")
+    assert {x.key for x in plan(t, LEADS, CALENDAR)} == handling  # rule H-5: same deadline
+
+
+def test_a_justified_return_moves_the_timers_to_the_unit_that_takes_it_over() -> None:
+    w = World("2026-11-16T09:00")
+    t = w.register()
+    t.assign(w.ctx(DISPATCHER), ["water"])
+    first = t.assignments[0].id
+    t.request_return(
+        w.ctx(WATER_HANDLER, "2026-11-16T10:00"), first, "非本单位职责", "三定", "roads"
+    )
+    t.decide_return(w.ctx(DISPATCHER, "2026-11-16T11:00"), first, True, "", ["roads"])
+    parts = {x.part for x in plan(t, LEADS, CALENDAR)}
+    assert parts == {t.assignments[1].id}  # nothing left of the returned part
+    sign = next(x for x in plan(t, LEADS, CALENDAR) if x.stage == "sign" and x.what == OVERDUE)
+    assert sign.due == at("2026-11-16T16:30")  # 4 working hours from the reassignment
+    assert audiences(t, sign)[0] == unit_people("roads")
