@@ -54,6 +54,7 @@ SEND_QUEUE = 1000  # messages waiting for a slow console; more: it is closed (an
 PopSource = Callable[[Actor, str, str], Awaitable[list[Summary]]]  # actor, call id, number
 UnitNames = Callable[[], Awaitable[Mapping[str, str]]]
 TodayFigures = Callable[[], Awaitable[Figures]]
+WATCHERS = (Role.SUPERVISOR, Role.DUTY_LEADER)  # consoles that watch the floor: the queue view
 SUPERVISOR_EVERY = 2.0  # seconds between the supervisors' queue views
 FIGURES_EVERY = 10.0  # seconds today's figures are reused
 
@@ -403,7 +404,7 @@ class Bridge:
         """Push the queue view to every supervisor's console every ``SUPERVISOR_EVERY`` s."""
         while True:
             supervisors = [
-                s for s in self.sessions.values() if s.user.actor.role is Role.SUPERVISOR
+                s for s in self.sessions.values() if s.user.actor.role in WATCHERS
             ]
             if supervisors:
                 try:

@@ -29,7 +29,7 @@ from hotline.web import AUTH, Handler, current_user, error, json_body, ok
 log = logging.getLogger(__name__)
 BRIDGE = web.AppKey("softphone_bridge", Bridge)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("console_sockets")
-CONSOLE_ROLES = (Role.AGENT, Role.SUPERVISOR)
+CONSOLE_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.DUTY_LEADER)  # the latter two watch
 
 
 async def _say(ws: web.WebSocketResponse, message: dict[str, object]) -> None:
@@ -70,7 +70,7 @@ async def _hello(request: web.Request, ws: web.WebSocketResponse) -> tuple[Sessi
         await _refuse(ws, protocol.UNAUTHORIZED, "unauthorized", str(exc))
         return None
     if user.actor.role not in CONSOLE_ROLES:
-        await _refuse(ws, protocol.FORBIDDEN, "role_forbidden", "the console is for agents")
+        await _refuse(ws, protocol.FORBIDDEN, "role_forbidden", "the console is for agents, supervisors and duty leaders")
         return None
     return Session(user), hello
 

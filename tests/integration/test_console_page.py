@@ -133,6 +133,9 @@ async def test_a_supervisors_console_shows_the_sla_watchs_notice_as_it_is_raised
                 page = await browser.new_page(viewport={"width": 1400, "height": 900})
                 await sign_in(page, backend.url, boss)
                 await page.get_by_test_id("supervisor").wait_for(timeout=STEP)
+                leader = await browser.new_page(viewport={"width": 1400, "height": 900})
+                await sign_in(leader, backend.url, duty)  # a duty leader watches the floor too
+                await leader.get_by_test_id("supervisor").wait_for(timeout=STEP)
                 api = Client(backend)
                 body = {
                     "type": "help",
@@ -146,6 +149,9 @@ async def test_a_supervisors_console_shows_the_sla_watchs_notice_as_it_is_raised
                 mark = {"version": t["version"], "ground": "serious_harm"}
                 status, t = api.call(agent, "POST", f"{path}/mark_emergency", mark)
                 assert status == 200, t
+                alerted = leader.locator(".el-notification").filter(has_text="重大紧急诉求")
+                await alerted.wait_for(timeout=STEP)  # the duty leader at once (E-2)
+                assert "钱七" not in await alerted.inner_text()
                 decide = {"version": t["version"], "respond": True, "unit": "water"}
                 assert api.call(duty, "POST", f"{path}/emergency_decision", decide)[0] == 200
                 # the dispatchers and supervisors must assign within 10 minutes (E-3)
