@@ -403,9 +403,7 @@ class Bridge:
     async def run(self) -> None:
         """Push the queue view to every supervisor's console every ``SUPERVISOR_EVERY`` s."""
         while True:
-            supervisors = [
-                s for s in self.sessions.values() if s.user.actor.role in WATCHERS
-            ]
+            supervisors = [s for s in self.sessions.values() if s.user.actor.role in WATCHERS]
             if supervisors:
                 try:
                     view = await self.queue_view()

@@ -70,7 +70,12 @@ async def _hello(request: web.Request, ws: web.WebSocketResponse) -> tuple[Sessi
         await _refuse(ws, protocol.UNAUTHORIZED, "unauthorized", str(exc))
         return None
     if user.actor.role not in CONSOLE_ROLES:
-        await _refuse(ws, protocol.FORBIDDEN, "role_forbidden", "the console is for agents, supervisors and duty leaders")
+        await _refuse(
+            ws,
+            protocol.FORBIDDEN,
+            "role_forbidden",
+            "the console is for agents, supervisors and duty leaders",
+        )
         return None
     return Session(user), hello
 
