@@ -21,10 +21,14 @@ from hotline.ticketing.ticket import Ticket
 _IDS = ("id", "number", "upstream_id", "repeat_of", "recordings", "knowledge_id", "assignment")
 _CALL = ("call_id", "ivr_path")  # the call a ticket was registered on
 _UNITS_STATES = ("unit_id", "unit", "units", "return_refused_units", "state", "previous_state")
+_EMERGENCY = ("ground", "level", "response_kind", "marked_at", "finished_at")  # E-1 … E-4
 _ACTORS = ("registered_by", "drafted_by", "approved_by", "requested_by", "decided_by", "by")
+_SIGNED = ("marked_by", "signed_by")
 _TIMES = ("registered_at", "assigned_at", "drafted_at", "approved_at", "requested_at", "at")
 _DEADLINES = ("decided_at", "closed_at", "upstream_due", "handle_due", "due", "done", "stage")
-STRUCTURAL = frozenset((*_IDS, *_CALL, *_UNITS_STATES, *_ACTORS, *_TIMES, *_DEADLINES, "rule"))
+STRUCTURAL = frozenset(
+    (*_IDS, *_CALL, *_UNITS_STATES, *_EMERGENCY, *_ACTORS, *_SIGNED, *_TIMES, *_DEADLINES, "rule")
+)
 
 
 def masked_citizen(citizen: Citizen) -> dict[str, str]:

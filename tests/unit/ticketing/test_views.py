@@ -365,3 +365,22 @@ def test_notes_in_the_event_log_are_scrubbed_for_a_masked_reader() -> None:
         e["data"].get("assignment") for e in raw
     ]  # ids stay as they are
     assert event_views(t.events, CALLER, masked=False) == raw  # the office reads them in clear
+
+
+def test_a_units_view_of_an_emergency_keeps_its_structure_and_scrubs_its_notes() -> None:
+    # rule Y-1: the plan's free texts are scrubbed for a unit; its grounds and times are not
+    from hotline.ticketing.model import EmergencyGround
+    from tests.unit.ticketing.conftest import SUPERVISOR, World
+
+    w = World("2026-11-17T23:40")
+    t = w.register(type=TicketType.HELP)
+    t.mark_emergency(w.ctx(AGENT), EmergencyGround.HARM_NOW, "张三说13800138000家门口漏水")
+    t.emergency_decision(w.ctx(SUPERVISOR), True, "office", "water", "联系人13800138000")
+    t.assign(w.ctx(DISPATCHER), ["water"])
+    view = ticket_view(t, masked=True, unit="water")
+    e = view["emergency"]
+    assert (e["ground"], e["level"], e["unit"]) == ("harm_now", "office", "water")
+    assert e["marked_at"] == t.emergency.marked_at.isoformat()  # a time, not a masked number
+    text = json.dumps(view, ensure_ascii=False)
+    assert "13800138000" not in text and "张三" not in text
+    assert view["assignments"][0]["response"]["due"] == "2026-11-18T00:10:00+08:00"
