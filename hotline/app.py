@@ -422,14 +422,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     messages left on the switch, the journal spool's flush."""
     settings, clock, health = app[SETTINGS], app[CLOCK], app[HEALTH]
     service, writer, messages = app[tickets_http.SERVICE], app[WRITER], app[MESSAGES_KEY]
+    texts = sms.gateway(settings.watch.sms, settings.watch.sms_url, settings.watch.sms_timeout)
     worker = Worker(
         JobQueue(app[ENGINE], clock, app[NODE]),
-        bootstrap.job_handlers(
-            messages,
-            service,
-            push=app[CONSOLE_OUTBOX].publish,
-            sms=sms.gateway(settings.watch.sms, settings.watch.sms_url, settings.watch.sms_timeout),
-        ),
+        bootstrap.job_handlers(messages, service, push=app[CONSOLE_OUTBOX].publish, sms=texts),
         poll=JOB_POLL,
     )
     if service.outbox is not None:
@@ -464,6 +460,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             async with asyncio.timeout(settings.database.timeout * 2):
                 await queue.log.flush()
         await queue.close()
+        if isinstance(texts, sms.HttpSms):
+            await texts.close()
 
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:

@@ -137,6 +137,9 @@ def test_a_prompt_the_flows_play_cannot_be_emptied(tmp_path: Path) -> None:
         ({"HOTLINE_SERVER_AGI_IDLE_TIMEOUT": "nan"}, "server.agi_idle_timeout"),
         ({"HOTLINE_LAB_INSTANCE": "../etc"}, "lab.instance"),
         ({"HOTLINE_CITY_OFFICE_HOURS": "13:30-17:30,08:30-12:00"}, "city.office_hours"),
+        ({"HOTLINE_WATCH_SMS": "http"}, "watch.sms_url"),  # a gateway needs its address
+        ({"HOTLINE_WATCH_SMS": "carrier-pigeon"}, "watch.sms"),
+        ({"HOTLINE_WATCH_REMIND_SIGN_HOURS": "-1"}, "watch.remind_sign_hours"),
     ],
 )
 def test_values_that_would_fail_later_are_refused_up_front(env: dict[str, str], key: str) -> None:
