@@ -84,6 +84,8 @@ from hotline.state import (
 )
 from hotline.ticketing import http as tickets_http
 from hotline.ticketing.users import authenticate, unit_names
+from hotline.utility import directory
+from hotline.utility import http as utility_http
 
 log = logging.getLogger(__name__)
 
@@ -495,6 +497,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     ops.setup(app)
     tickets_http.setup(app)
     queue_http.setup(app)
+    utility_http.setup(app, directory.load(settings.utility.directory_file, settings.city.timezone))
     console_ws.setup(app)
     console_files.setup(app)
     return app

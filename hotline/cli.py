@@ -48,10 +48,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from hotline.app import serve
     from hotline.errors import NotMigrated
+    from hotline.utility.directory import DirectoryError
 
     try:
         asyncio.run(serve(settings, exit_when_stuck=True))
     except NotMigrated as exc:
+        raise CommandError(f"refusing to start: {exc}", EXIT_CONFIG) from None
+    except DirectoryError as exc:  # utility.directory_file does not fit
         raise CommandError(f"refusing to start: {exc}", EXIT_CONFIG) from None
     except SQLAlchemyError as exc:
         raise CommandError(

@@ -301,6 +301,17 @@ class WatchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class UtilitySettings:
+    """Utility emergencies on a three-way call (rule H-6; hotline/utility/)."""
+
+    directory_file: str = setting(
+        "", doc="the duty directory (TOML: units, categories, numbers, hours); empty: the lab's"
+    )
+    ring_timeout: float = setting(20.0, _positive, "seconds a duty number rings, then the next")
+    caller_id: str = setting("12345", doc="the hotline's number the duty line sees")
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = setting("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -502,6 +513,7 @@ class Settings:
     lab: LabSettings = field(default_factory=LabSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
+    utility: UtilitySettings = field(default_factory=UtilitySettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     ari: AriSettings = field(default_factory=AriSettings)
 

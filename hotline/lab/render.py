@@ -67,13 +67,23 @@ def agent_endpoints(passwords: Mapping[str, str]) -> str:
     return "\n".join(out)
 
 
+def utility_port(sip_port: int, endpoint: str) -> int:
+    """The port a utility's SIPp duty line listens on: ``utility-water`` at the SIP port + 11,
+    power + 12, gas + 13; each utility's second number (``utility-water-2``) at + 14 … + 16."""
+    unit, _, second = endpoint.removeprefix("utility-").partition("-")
+    return sip_port + 11 + UTILITIES.index(unit) + (3 if second == "2" else 0)
+
+
 def utility_endpoints(sip_port: int) -> str:
+    """Two duty lines per utility (the directory tries them in order, rule H-6)."""
     out = []
-    for offset, unit in enumerate(UTILITIES, start=11):
-        out.append(
-            f"[utility-{unit}](lab-endpoint)\ncontext = hotline-agents\naors = utility-{unit}\n\n"
-            f"[utility-{unit}]\ntype = aor\ncontact = sip:{unit}@127.0.0.1:{sip_port + offset}\n"
-        )
+    for unit in UTILITIES:
+        for name in (f"utility-{unit}", f"utility-{unit}-2"):
+            port = utility_port(sip_port, name)
+            out.append(
+                f"[{name}](lab-endpoint)\ncontext = hotline-agents\naors = {name}\n\n"
+                f"[{name}]\ntype = aor\ncontact = sip:{unit}@127.0.0.1:{port}\n"
+            )
     return "\n".join(out)
 
 

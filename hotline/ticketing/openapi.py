@@ -443,6 +443,13 @@ def document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/utilities": {
+            "get": {
+                "summary": "The utility duty directory (H-6): each utility's unit, categories and "
+                "duty numbers in the order they are rung, with those on duty now; the office's",
+                "responses": {"200": _ok("utilities", {"type": "object"}), **_errors(401, 403)},
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "The queue's figures in Prometheus text format: offered, answered, "

@@ -1,0 +1,1 @@
+"""Utility emergencies put through on a three-way call (rule H-6): the duty directory."""
