@@ -46,6 +46,7 @@ from hotline.errors import AriError
 from hotline.privacy import mask_phone
 from hotline.queue.acd import OfferDecision, Priority, classify
 from hotline.queue.agent import AgentStateError
+from hotline.queue.conference import CONFERENCE, Conferences
 from hotline.queue.service import QueueService
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,25 @@ class QueueCall:
     context: Mapping[str, str] = field(default_factory=dict)  # the IVR's hand-off
     arrived: float = 0.0  # monotonic: when it came to this node's queue
     held: bool = False  # the agent put the caller on hold (music; the agent stays)
+    # the utility three-way call (rule H-6; hotline/queue/conference.py)
+    utility_leg: str | None = None  # the duty line in the talk bridge
+    utility_since: float = 0.0  # monotonic: when it was put through
+    utility_attempts: list[Any] = field(default_factory=list)  # conference.Attempt, in order
+    extra_legs: set[str] = field(default_factory=set)  # every duty line rung for this call
+    agent_left: bool = False  # the agent hung up; citizen and utility talk on
+    pending: list[Event] = field(default_factory=list)  # events handed back, before the queue
+
+    @property
+    def agent_id(self) -> str | None:
+        offer = self.offers.get(self.agent_leg or "")
+        return offer.agent_id if offer is not None else None
 
     def deliver(self, event: Event) -> None:
         self.events.put_nowait(event)
 
     async def next(self, timeout: float) -> Event | None:
+        if self.pending:
+            return self.pending.pop(0)
         try:
             return await asyncio.wait_for(self.events.get(), max(0.0, timeout))
         except TimeoutError:
@@ -163,9 +178,10 @@ class QueueCalls:
         self.stasis: Stasis | None = None
         self.leg_enters = LEG_ENTERS
         self.ringing: list[Callable[[Ringing], None]] = []  # the softphone bridge's pops
+        self.conferences: Conferences | None = None  # the utility three-way call (H-6)
 
     def roles(self) -> dict[str, RoleHandler]:
-        return {"queue": self.caller, "agent": self.agent}
+        return {"queue": self.caller, "agent": self.agent, "utility": self.utility}
 
     def bind(self, stasis: Stasis) -> None:
         self.stasis = stasis
@@ -313,6 +329,18 @@ class QueueCalls:
         call.legs_in.setdefault(leg, asyncio.Event()).set()  # now it may be dialled
         await call.legs_done.setdefault(leg, asyncio.Event()).wait()
 
+    async def utility(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
+        """A utility's duty line rung for a three-way call entered the application."""
+        leg = str(channel["id"])
+        call = self.calls.get(args[0] if args else "")
+        if call is None or leg not in call.extra_legs:
+            log.warning("queue: utility leg %s has no call here; hung up", leg)
+            await self._hang_up(leg)
+            return
+        stasis.own(leg, call)
+        call.legs_in.setdefault(leg, asyncio.Event()).set()
+        await call.legs_done.setdefault(leg, asyncio.Event()).wait()
+
     # -- the caller ------------------------------------------------------------------------
     async def caller(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
         call_id = str(channel["id"])
@@ -334,6 +362,10 @@ class QueueCalls:
                 stasis.release(leg)
                 if leg != call.agent_leg or call.talk is None:
                     await self._hang_up(leg)
+                call.leg_gone(leg)
+            for leg in call.extra_legs:  # the duty lines rung for it end with the call
+                stasis.release(leg)
+                await self._hang_up(leg)
                 call.leg_gone(leg)
             for bridge in (call.hold, call.talk):
                 if bridge:
@@ -544,24 +576,89 @@ class QueueCalls:
             if event is None:
                 continue
             kind = event.get("type")
-            ident = str((event.get("channel") or {}).get("id", ""))
             if kind == TRANSFER:
                 return await self._transferred(call, leg, event)
-            if kind == RESYNC:
-                ended = await self._resync_talking(call, leg)
-                if ended:
+            if kind in (CONFERENCE, RESYNC):
+                if await self._control(call, leg, event):
                     return None
                 continue
-            if kind not in CALLER_GONE or ident not in (call.call_id, leg):
-                continue
-            by: Literal["caller", "agent"] = "caller" if ident == call.call_id else "agent"
-            await self.service.ended(call.call_id, by=by)
-            if by == "agent":
-                call.leg_gone(leg)
+            ident = str((event.get("channel") or {}).get("id", ""))
+            if kind in CALLER_GONE and await self._gone(call, leg, ident):
+                return None
+
+    async def _control(self, call: QueueCall, leg: str, event: Event) -> bool:
+        """The utility conference asked for, or a resync; True when the call is over."""
+        if event.get("type") == RESYNC:
+            return await self._resync_talking(call, leg)
+        if self.conferences is None:
+            return False
+        if await self.conferences.run(call, leg, event):  # the citizen hung up meanwhile
+            await self._end_three_way(call, leg, by="caller")
+            return True
+        return False
+
+    async def _gone(self, call: QueueCall, leg: str, ident: str) -> bool:
+        """A channel of a talking call hung up; True when the call is over."""
+        if call.utility_leg or call.agent_left:
+            return await self._three_way_gone(call, leg, ident)
+        if ident not in (call.call_id, leg):
+            return False
+        by: Literal["caller", "agent"] = "caller" if ident == call.call_id else "agent"
+        await self.service.ended(call.call_id, by=by)
+        if by == "agent":
+            call.leg_gone(leg)
+            await self._hang_up(call.call_id)
+        else:
+            await self._hang_up(leg)
+        return True
+
+    async def _three_way_gone(self, call: QueueCall, leg: str, ident: str) -> bool:
+        """A party of a three-way call hung up; True when the call is over. The agent may
+        leave (citizen and utility talk on); the call ends with the citizen, or with the
+        utility once the agent has left."""
+        utility = call.utility_leg
+        if ident == leg and not call.agent_left:
+            call.agent_left = True
+            log.info("queue: the agent left %s; citizen and utility talk on", call.call_id)
+            await self.service.ended(call.call_id, by="agent")
+            call.leg_gone(leg)
+            return False
+        if utility is not None and ident == utility:
+            call.utility_leg = None
+            call.leg_gone(utility)
+            if self.conferences is not None:
+                self.conferences.ended(call, utility, self.clock.monotonic() - call.utility_since)
+            if call.agent_left:
                 await self._hang_up(call.call_id)
-            else:
-                await self._hang_up(leg)
-            return None
+                return True
+            return False
+        if ident == call.call_id:
+            await self._end_three_way(call, leg, by="caller")
+            return True
+        return False
+
+    async def _end_three_way(self, call: QueueCall, leg: str, by: Literal["caller"]) -> None:
+        utility = call.utility_leg
+        if utility is not None:
+            call.utility_leg = None
+            if self.conferences is not None:
+                self.conferences.ended(call, utility, self.clock.monotonic() - call.utility_since)
+            await self._hang_up(utility)
+        if not call.agent_left:
+            await self.service.ended(call.call_id, by=by)
+            await self._hang_up(leg)
+
+    async def conference(self, call_id: str, utility: str, ticket: str = "") -> None:
+        """The agent asks for the utility's duty line (rule H-6): see conference.py."""
+        call = self._talking(call_id)
+        if self.conferences is None:
+            raise AgentStateError("no_directory", "no utility duty directory on this node")
+        if call.utility_leg is not None:
+            raise AgentStateError("utility_on_call", "a utility is on this call already")
+        try:
+            self.conferences.request(call, utility, ticket)
+        except ValueError as exc:
+            raise AgentStateError("unknown_utility", str(exc)) from None
 
     async def _transferred(self, call: QueueCall, leg: str, event: Event) -> str | None:
         cid, to = call.call_id, str(event.get("to"))
