@@ -64,6 +64,7 @@ from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
 from hotline.queue.acd import AcdConfig
 from hotline.queue.calls import QueueCalls
+from hotline.queue.conference import Conferences
 from hotline.queue.log import Figures, QueueLog, figures_since, run_writer
 from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
 from hotline.queue.service import QueueService
@@ -337,6 +338,13 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         )
         queue_calls.bind(stasis)
         queue_calls.ringing.append(app[console_ws.BRIDGE].ringing)  # the agents' screen pops
+        queue_calls.conferences = Conferences(  # the utility three-way call (rule H-6)
+            queue_calls,
+            app[utility_http.DIRECTORY],
+            ring_timeout=settings.utility.ring_timeout,
+            caller_id=settings.utility.caller_id,
+        )
+        queue_calls.conferences.results.append(app[console_ws.BRIDGE].utility_result)
         app[console_ws.BRIDGE].ari = client
         app[console_ws.BRIDGE].calls = queue_calls
         shared = app[REDIS]

@@ -31,6 +31,7 @@ from hotline.errors import AriError
 from hotline.queue.acd import AgentChange
 from hotline.queue.agent import AgentState
 from hotline.queue.calls import QueueCalls, Ringing
+from hotline.queue.conference import Result as ConferenceResult
 from hotline.queue.log import Figures
 from hotline.queue.presence import AgentPresence
 from hotline.queue.service import QueueService
@@ -215,6 +216,31 @@ class Bridge:
         self.pops[rung.agent_id] = pop
         await self.outbox.publish(rung.agent_id, pop)
 
+    def utility_result(self, agent_id: str, result: ConferenceResult) -> None:
+        """The call control's hook: a three-way call connected or failed (rule H-6). The agent
+        is told; when no duty number answered, the supervisors are told too."""
+        message: Message = {
+            "type": "utility",
+            "call": result.call_id,
+            "utility": result.utility,
+            "connected": result.connected,
+            "attempts": [
+                {"number": a.number, "outcome": a.outcome, "seconds": a.seconds}
+                for a in result.attempts
+            ],
+        }
+        watchers = [] if result.connected else self._watchers()
+        for user_id in ([agent_id] if agent_id else []) + watchers:
+            self._in_lane(user_id, self._publish(user_id, message), f"utility {result.call_id}")
+
+    def _watchers(self) -> list[str]:
+        return sorted(
+            {s.user.actor.user_id for s in self.sessions.values() if s.user.actor.role in WATCHERS}
+        )
+
+    async def _publish(self, user_id: str, message: Message) -> None:
+        await self.outbox.publish(user_id, dict(message))
+
     # -- sessions -----------------------------------------------------------------------------
     async def open(self, session: Session, last_seq: int | None, take_over: bool) -> None:
         """A console said hello: it becomes the agent's session (or is refused with
@@ -308,7 +334,7 @@ class Bridge:
             await (queue.unpause if kind == "unpause" else queue.end_wrap_up)(agent_id)
         elif kind == "hang_up":
             await self._hang_up(agent_id, fields["call"])
-        elif kind in ("hold", "unhold", "transfer"):
+        elif kind in ("hold", "unhold", "transfer", "utility"):
             await self._control(agent_id, command)
         elif kind == "logout":
             await queue.logout(agent_id, after_call=after_call)
@@ -327,6 +353,9 @@ class Bridge:
         if view.state is not AgentState.TALKING:
             raise ProtocolError("not_talking", "hold or transfer a call that is answered")
         fields: dict[str, Any] = {}
+        if command.type == "utility":
+            fields["utility"] = command.fields["utility"]
+            fields["ticket"] = command.fields.get("ticket") or ""
         if command.type == "transfer":
             fields["to"] = command.fields["to"]
             if fields["to"] == "agent":

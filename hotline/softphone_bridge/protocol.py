@@ -40,7 +40,10 @@ COMMANDS: dict[str, frozenset[str]] = {
     "hold": frozenset({"call"}),
     "unhold": frozenset({"call"}),
     "transfer": frozenset({"call", "to", "extension"}),
+    "utility": frozenset({"call", "utility", "ticket"}),
 }
+UTILITIES = ("water", "power", "gas")  # rule H-6
+TICKET_NUMBER = re.compile(r"[0-9A-Za-z-]{1,32}")
 TRANSFER_TO = ("agent", "queue", "operator")
 EXTENSION = re.compile(r"[0-9]{3,8}")
 
@@ -93,7 +96,7 @@ def _check(kind: str, fields: dict[str, Any]) -> None:
     for name in ("take_over", "after_call"):
         if name in fields and not isinstance(fields[name], bool):
             raise ProtocolError("bad_field", f"{name}: true or false")
-    if kind in ("hang_up", "hold", "unhold", "transfer"):
+    if kind in ("hang_up", "hold", "unhold", "transfer", "utility"):
         call = fields.get("call")
         if not isinstance(call, str) or not CALL_ID.fullmatch(call):
             raise ProtocolError("bad_field", "call: the call id")
@@ -129,10 +132,19 @@ def _transfer(fields: dict[str, Any]) -> None:
         raise ProtocolError("bad_field", "extension: the other agent's phone, e.g. 8002")
 
 
+def _utility(fields: dict[str, Any]) -> None:
+    if fields.get("utility") not in UTILITIES:
+        raise ProtocolError("bad_field", "utility: water, power or gas")
+    ticket = fields.get("ticket")
+    if ticket is not None and not (isinstance(ticket, str) and TICKET_NUMBER.fullmatch(ticket)):
+        raise ProtocolError("bad_field", "ticket: the ticket's number, read to the duty line")
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "hello": _hello,
     "pause": _pause,
     "transfer": _transfer,
+    "utility": _utility,
 }
 
 

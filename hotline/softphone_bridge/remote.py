@@ -33,6 +33,8 @@ async def run_control(calls: QueueCalls, action: str, call_id: str, fields: dict
         await calls.unhold(call_id)
     elif action == "transfer":
         await calls.transfer(call_id, fields["to"], fields.get("agent"))
+    elif action == "utility":  # rule H-6: the three-way call with the utility's duty line
+        await calls.conference(call_id, fields["utility"], fields.get("ticket") or "")
     else:
         raise ProtocolError("unknown_type", f"{action} is not a call control")
 

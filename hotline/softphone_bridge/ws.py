@@ -241,10 +241,19 @@ STATUS = {
     "call_elsewhere": 409,
     "bad_transfer": 409,
     "no_such_agent": 409,
+    "unknown_utility": 409,
+    "utility_on_call": 409,
+    "no_directory": 503,
     "switch_unavailable": 503,
     "unavailable": 503,
 }
-CALL_CONTROLS = {"hold": "hold", "unhold": "unhold", "transfer": "transfer", "hang-up": "hang_up"}
+CALL_CONTROLS = {
+    "hold": "hold",
+    "unhold": "unhold",
+    "transfer": "transfer",
+    "hang-up": "hang_up",
+    "utility": "utility",
+}
 
 
 def call_control(kind: str) -> Handler:

@@ -135,6 +135,20 @@ CALL_CONTROLS = {
     "hold": ("puts the caller on hold (a holding bridge with music on hold)", None),
     "unhold": ("takes the caller off hold, back in the talk bridge", None),
     "hang-up": ("ends the agent's answered call", None),
+    "utility": (
+        "puts the caller through to the utility's duty line on a three-way call (H-6): the "
+        "caller on hold while the directory's numbers ring in order; the outcome comes over "
+        "the console socket (utility)",
+        {
+            "type": "object",
+            "required": ["utility"],
+            "properties": {
+                "utility": {"enum": ["water", "power", "gas"]},
+                "ticket": {"type": "string", "pattern": "^[0-9A-Za-z-]{1,32}$"},
+            },
+            "additionalProperties": False,
+        },
+    ),
     "transfer": (
         "transfers the caller blind: to another agent (by extension), the queue or the operator",
         {
