@@ -56,7 +56,9 @@ def ticket_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> Tic
         settings.city.timezone,
         settings.routing.categories,
         outbox=Outbox(EVENT_ROUTES, clock),
-        watch=TimerSync(settings.watch, sla.calendar, clock),
+        watch=TimerSync(
+            settings.watch, sla.calendar, clock, multi_days=settings.rules.assign_multi_days
+        ),
     )
 
 

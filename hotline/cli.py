@@ -280,6 +280,8 @@ def cmd_sla(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.errors import CalendarError
     from hotline.ticketing.sla import Stage
 
+    if args.action == "resync":
+        return cmd_sla_resync(settings, args)
     try:
         start = dt.datetime.fromisoformat(args.start)
     except ValueError:
@@ -391,6 +393,19 @@ def cmd_queue_log(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sla_resync(settings: Settings, args: argparse.Namespace) -> int:
+    """``hotline sla resync``: every open ticket's reminders and overdue marks in step."""
+    from hotline import bootstrap
+    from hotline.clock import SystemClock
+    from hotline.ticketing.sla_watch import resync
+
+    count = _with_engine(
+        settings, lambda e: resync(bootstrap.ticket_service(settings, e, SystemClock()))
+    )
+    print(f"SLA timers in step for {count} open tickets")
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.ticketing import openapi
     from hotline.ticketing.transitions import mermaid
@@ -483,8 +498,11 @@ def parser() -> argparse.ArgumentParser:
         f"  {stage.value:<20} {limit.describe()}"
         for stage, limit in limits(RulesSettings()).items()
     )
-    sla = sub.add_parser("sla", help="deadlines on the working calendar")
+    sla = sub.add_parser("sla", help="deadlines on the working calendar; the SLA watch's timers")
     sla_sub = sla.add_subparsers(dest="action", required=True)
+    sla_sub.add_parser(
+        "resync", help="bring every open ticket's timers in step (after an upgrade, or [watch])"
+    )
     due = sla_sub.add_parser(
         "due",
         help="print the deadline of a stage",

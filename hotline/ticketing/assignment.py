@@ -174,6 +174,9 @@ class UnitSide:
             reason, basis, suggested_unit, ctx.actor.user_id, ctx.now, a.state
         )
         a.return_window = a.return_window.finish(ctx.now)
+        if a.response is not None and a.response.done is None:  # rule E-4: a transfer opinion
+            a.response = a.response.finish(ctx.now)  # with its reasons is the first response
+            a.response_kind, a.response_text = "transfer_opinion", reason
         self._move(
             ctx,
             a,
@@ -311,7 +314,7 @@ class UnitSide:
         )
         if approve:
             ext.granted_days = granted
-            a.handle = replace(a.handle, due=new_due)
+            a.handle = replace(a.handle, due=new_due, overdue=False)  # a new deadline to meet
         self._move(
             ctx,
             a,

@@ -210,7 +210,7 @@ class WorkingCalendar:
 
     def subtract_working_time(self, end: dt.datetime, budget: dt.timedelta) -> dt.datetime:
         """The latest instant from which ``budget`` of working time runs out at ``end``: a
-        reminder 1 working hour before a deadline at Monday 09:00 falls on Friday 16:30. A
+        reminder 1 working hour before a deadline at Monday 09:00 falls on Friday 17:00. A
         budget that uses up a period exactly falls on the period's start (13:30, not 12:00)."""
         if end.tzinfo is None:
             raise ValueError("working-time arithmetic needs an aware datetime")

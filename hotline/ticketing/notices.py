@@ -170,6 +170,14 @@ class Notifier:
         tz: dt.tzinfo,
     ) -> list[Notice]:
         """Record the miss (once per key); the S-6 notices it raises, if it crosses a line."""
+        counted = [f"handler:{handler_id}"] if handler_id else []
+        if party == "unit" and stage == "sign" and unit_id:
+            counted.append(f"unit:{unit_id}")
+        if conn.dialect.name == "postgresql":  # one count at a time per handler / unit, or two
+            for name in counted:  # misses committed together would each count one short
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"s6:{name}"}
+                )
         local = due.astimezone(tz)
         month = f"{local:%Y-%m}"
         quarter = f"{local.year}-Q{(local.month - 1) // 3 + 1}"
@@ -192,9 +200,13 @@ class Notifier:
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(violations.c.id)
         )
-        if (await conn.execute(stmt)).scalar() is None or handler_id is None:
+        if (await conn.execute(stmt)).scalar() is None:
             return []
         made: list[Notice] = []
+        if party == "unit" and stage == "sign" and unit_id:
+            made += await self._unit_signs(conn, unit_id, month, ticket, now)
+        if handler_id is None:
+            return made
         for period, value, limit, word in (
             ("month", month, MONTH_LIMIT, "本月"),
             ("quarter", quarter, QUARTER_LIMIT, "本季度"),
@@ -224,6 +236,43 @@ class Notifier:
                 ticket=ticket,
             )
         return made
+
+    async def _unit_signs(
+        self,
+        conn: AsyncConnection,
+        unit_id: str,
+        month: str,
+        ticket: tuple[str, str],
+        now: dt.datetime,
+    ) -> list[Notice]:
+        """Art. 20(2) (S-5): a unit not signing in time 3 times in a month is a violation of
+        the unit's, whoever its handlers are — noticed once, by the third."""
+        count = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(violations)
+                .where(
+                    violations.c.unit_id == unit_id,
+                    violations.c.stage == "sign",
+                    violations.c.month == month,
+                )
+            )
+        ).scalar_one()
+        if count < MONTH_LIMIT:
+            return []
+        text = (
+            f"违规累计：{unit_id} 单位{month}已有 {count} 次未在规定时间内签收，"
+            "达到 1 个月累计满 3 次的追责情形（第二十条第二项）。"
+        )
+        return await self.notify(
+            conn,
+            f"s5/unit-sign/{unit_id}/{month}",
+            [SUPERVISION],
+            "s5-unit-sign",
+            text,
+            now,
+            ticket=ticket,
+        )
 
     @staticmethod
     async def _name(conn: AsyncConnection, user_id: str) -> str:

@@ -278,7 +278,10 @@ class TicketService:
                 raise StaleTicket(f"ticket is at version {ticket.version}, not {version}")
             if name == "stop_repeat":
                 args["timely_replies"] = await self._timely_replies(uow, ticket)
-            await self._check_units(uow, args.get("units") or args.get("reassign_to") or [])
+            named = args.get("units") or args.get("reassign_to") or []
+            if name == "emergency_decision" and args.get("unit"):
+                named = [args["unit"]]  # rule E-3: the unit whose handler is told
+            await self._check_units(uow, named)
             action.call(ticket, self._ctx(actor), args)
             _log_calendar_gaps(ticket)
             await uow.tickets.save(ticket)
@@ -288,7 +291,7 @@ class TicketService:
     async def _check_units(self, uow: UnitOfWork, wanted: list[str]) -> None:
         """Rules D-2, D-7: only linked units, each with a responsible leader and a handler."""
         now = self.clock.monotonic()
-        unknown = [u for u in wanted if self._staffed.get(u, 0.0) < now]
+        unknown = [u for u in wanted if u not in self._staffed or self._staffed[u] < now]
         if not unknown:
             return
         roles = await uow.queries.unit_roles(unknown)

@@ -37,6 +37,7 @@ from hotline.ticketing.ticket import Ticket
 
 ANSWERED = frozenset({AssignmentState.REPLIED, AssignmentState.ACCEPTED})
 REMIND, OVERDUE, ALERT = "remind", "overdue", "alert"
+LATE = "late"  # the single-unit assign deadline passed; the multi-unit one may still hold
 MARKED, DECIDED = "emergency-marked", "emergency-decided"  # the plan's alerts (E-2, E-3)
 EMERGENCY_STAGES = frozenset(
     {Stage.EMERGENCY_ASSIGN.value, Stage.EMERGENCY_RESPONSE.value, Stage.EMERGENCY_RESULT.value}
@@ -94,17 +95,32 @@ def timer_key(ticket_id: str, timer: Timer) -> str:
     return f"{ticket_id}/{timer.key}"
 
 
-def plan(ticket: Ticket, leads: Leads, calendar: WorkingCalendar) -> list[Timer]:
-    """The timers the ticket wants now, in firing order."""
+def plan(
+    ticket: Ticket,
+    leads: Leads,
+    calendar: WorkingCalendar,
+    multi_days: float | None = None,
+) -> list[Timer]:
+    """The timers the ticket wants now, in firing order. ``multi_days``: D-1's working days
+    for an assignment to several units with a lead — until the office assigns, which of D-1's
+    two deadlines applies is not known: the 2 working hours pass with a notice (``late``), the
+    miss is marked at the longer one, and an assignment between the two that turns out late is
+    recorded when it is made (:class:`hotline.ticketing.sla_watch.TimerSync`)."""
     timers: list[Timer] = []
     for part, deadline in watched(ticket):
         assert deadline.due is not None
         remind = reminder_at(deadline, leads, calendar)
         if remind is not None and remind < deadline.due:
             timers.append(Timer(REMIND, part, deadline.stage, deadline.rule, deadline.due, remind))
-        timers.append(
-            Timer(OVERDUE, part, deadline.stage, deadline.rule, deadline.due, deadline.due)
-        )
+        final = deadline.due
+        if deadline.stage == Stage.ASSIGN.value and part == "ticket" and multi_days:
+            try:
+                final = calendar.add_working_days(ticket.registered_at, multi_days)
+            except CalendarError:
+                final = deadline.due
+            if final > deadline.due:
+                timers.append(Timer(LATE, part, deadline.stage, "D-1", deadline.due, deadline.due))
+        timers.append(Timer(OVERDUE, part, deadline.stage, deadline.rule, final, final))
     e = ticket.emergency
     if e is not None and ticket.state not in (TicketState.CLOSED, TicketState.REJECTED):
         timers.append(Timer(ALERT, "ticket", MARKED, "E-2", e.marked_at, e.marked_at))
@@ -136,7 +152,8 @@ def watched(ticket: Ticket) -> list[tuple[str, Deadline]]:
             break
         if a.state is AssignmentState.ASSIGNED and a.sign.open:
             out.append((a.id, a.sign))
-        if a.state not in ANSWERED and a.handle.open:
+        pending = any(e.approved is None for e in a.extensions)  # the office decides first
+        if a.state not in ANSWERED and a.handle.open and not pending:
             out.append((a.id, a.handle))
         if a.response is not None and a.response.open:
             out.append((a.id, a.response))
@@ -223,7 +240,7 @@ def audiences(ticket: Ticket, timer: Timer) -> list[Audience]:
         responsible = [unit_people(unit)]
     else:
         responsible = [DISPATCH]
-    if timer.what == REMIND:
+    if timer.what in (REMIND, LATE):
         return responsible
     told = responsible + ([DISPATCH] if DISPATCH not in responsible else [])
     if timer.stage in EMERGENCY_STAGES:
@@ -301,5 +318,10 @@ def text(ticket: Ticket, timer: Timer, tz: dt.tzinfo, unit_name: str = "") -> st
     stage = STAGE_NAMES.get(party(ticket, timer).stage, timer.stage)
     if timer.what == REMIND:
         return f"提醒：{head}的{stage}时限为 {due}，请及时办理（规则 {timer.rule}）。"
+    if timer.what == LATE:
+        return (
+            f"超时提醒：{head}已过单一单位的{stage}时限 {due}，请尽快交办；"
+            "多单位交办并指定牵头单位的，时限另计（规则 D-1）。"
+        )
     escalated = "，已报值班领导" if timer.stage in EMERGENCY_STAGES else ""
     return f"超时：{head}的{stage}已于 {due} 到期未完成，已记违规{escalated}（规则 {timer.rule}）。"

@@ -92,11 +92,11 @@ async def test_a_reminder_due_while_the_backend_was_down_fires_once_after_the_re
             time.sleep(max(0.0, decided + ASSIGN_SECONDS + 4 - time.monotonic()))
             assert wait_for(lambda: ("overdue", number) in kinds(api, disp), 15)
             time.sleep(2)  # anything fired twice would be there by now
-            assert kinds(api, disp) == [
+            assert sorted(kinds(api, disp)) == [  # a late start may claim both in one batch
+                ("alert", number),
                 ("overdue", number),
                 ("remind", number),
-                ("alert", number),
-            ]  # the reminder once, not zero times, not twice; then the overdue mark
+            ]  # the reminder once, not zero times, not twice; and the overdue mark
             assert ("overdue", number) in kinds(api, duty)  # escalated to the duty leader
 
             # read / unread

@@ -35,7 +35,7 @@ class Office:
     def __init__(self, engine: AsyncEngine, start: str) -> None:
         self.engine = engine
         self.clock = FixedClock(at(start))
-        self.sync = TimerSync(WatchSettings(), CALENDAR, self.clock)
+        self.sync = TimerSync(WatchSettings(), CALENDAR, self.clock, multi_days=1.0)
         self.service = TicketService(
             engine,
             SlaEngine(CALENDAR, RulesSettings()),
@@ -343,3 +343,129 @@ async def test_s6_the_third_miss_in_a_month_and_the_fifth_in_a_quarter_raise_one
     )
     counted = await office.rows(violations, violations.c.handler_id == handler)
     assert len(counted) == 5 and {v.quarter for v in counted} == {"2026-Q4"}
+
+
+async def test_an_assignment_to_several_units_in_a_working_day_is_no_miss_one_late_is(
+    engine: AsyncEngine,
+) -> None:
+    # rule D-1: several units with a lead have 1 working day, one unit 2 working hours
+    office = Office(engine, "2026-11-16T09:00")
+    await office.staff(("water", "roads"))
+    multi, single = await office.register(), await office.register()
+    await office.until("2026-11-16T14:00")
+    await office.act("disp", multi, "assign", units=["water", "roads"], lead="water")
+    await office.act("disp", single, "assign", units=["water"])
+    await office.until("2026-11-16T14:30")
+    assert ("11-16 11:00", "assign/late") in local(office.fired)  # the office was told
+    assert not [f for f in office.fired if f[1] == "assign/overdue"]
+    found = [(v.ticket_number, v.stage, v.party) for v in await office.rows(violations)]
+    assert found == [(single.number, "assign", "office")]  # recorded when it was made late
+    events = (await office.service.events(office.who["sup"], multi.id))[1]
+    assert not [e for e in events if e.action == "overdue"]
+
+
+async def test_a_reminder_whose_time_has_passed_is_not_sent_and_changed_leads_move_timers(
+    engine: AsyncEngine,
+) -> None:
+    office = Office(engine, "2026-11-16T10:30")
+    await office.staff()
+    t = await office.register()  # assign due 14:00 (10:30–12:00, then 13:30–14:00)
+    keys = {k: v.at for k, v in office.sync.plan(t).items()}
+    assert {k.split("/")[3] for k in keys} == {"remind", "late", "overdue"}
+    # the city moves the assign reminder to 30 minutes before: the timer moves with the file
+    office.sync.leads = WatchSettings(remind_assign_hours=0.5)
+    async with office.service.uow() as uow:
+        fresh = await uow.tickets.get(t.id)
+        assert await office.sync.sync(uow.conn, fresh) == 1
+        await uow.commit()
+    remind = next(k for k in keys if "/remind/" in k)
+    (row,) = await office.rows(jobs, jobs.c.key == remind)
+    due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=dt.UTC)
+    assert due == at("2026-11-16T13:30")
+    # a deadline whose reminder time is behind us gets no reminder, only its mark
+    office.clock.current = at("2026-11-16T13:45")
+    office.sync.leads = WatchSettings(remind_assign_hours=3.0)
+    late = await office.register()  # due 15:45; 3 working hours before it is 11:15
+    got = {r.key.split("/")[3] for r in await office.rows(jobs, jobs.c.ref == late.id)}
+    assert got == {"late", "overdue"}  # the reminder's time is past: not sent
+
+
+async def test_an_emergency_decision_names_a_linked_unit(engine: AsyncEngine) -> None:
+    from hotline.errors import TicketError
+
+    office = Office(engine, "2026-11-17T23:40")
+    await office.staff()
+    t = await office.register(type="help")
+    t = await office.act("agent", t, "mark_emergency", ground="harm_now")
+    with pytest.raises(TicketError) as info:
+        await office.act("duty", t, "emergency_decision", respond=True, unit="wter")
+    assert (info.value.code, info.value.rule) == ("unknown_unit", "D-2")
+
+
+async def test_two_misses_of_one_handler_committed_together_still_raise_the_s6_notice(
+    pg_engine: AsyncEngine,
+) -> None:
+    # two overdue marks for the same handler at the same minute, in two transactions: the
+    # second counts after the first commits (a lock per handler), so the third miss is seen
+    import asyncio
+
+    office = Office(pg_engine, "2026-11-02T09:00")
+    await office.staff()
+    handler = office.who["water_h"].user_id
+    notifier = Notifier()
+    tz = dt.timezone(dt.timedelta(hours=8))
+
+    async def miss(n: int, conn: Any) -> None:
+        await notifier.violation(
+            conn,
+            f"probe-{n}",
+            ticket=("t", f"N{n}"),
+            stage="sign",
+            rule="D-3",
+            party="unit",
+            unit_id="water",
+            handler_id=handler,
+            due=at(f"2026-11-0{n + 2}T14:30"),
+            now=office.clock.now(),
+            tz=tz,
+        )
+
+    async with pg_engine.begin() as conn:
+        await miss(1, conn)
+    first = await pg_engine.connect()
+    second = await pg_engine.connect()
+    try:
+        await first.begin()
+        await second.begin()
+        await miss(2, first)
+        racing = asyncio.ensure_future(miss(3, second))  # waits on the first's lock
+        await asyncio.sleep(0.3)
+        assert not racing.done()
+        await first.commit()
+        await racing
+        await second.commit()
+    finally:
+        await first.close()
+        await second.close()
+    kinds = sorted(r.kind for r in await office.rows(notifications))
+    assert kinds == ["s5-unit-sign", "s5-unit-sign", "s6-month", "s6-month"]
+
+
+async def test_tickets_opened_before_the_watch_get_their_timers_from_a_resync(
+    engine: AsyncEngine,
+) -> None:
+    from hotline.ticketing.sla_watch import resync
+
+    office = Office(engine, "2026-11-16T09:00")
+    await office.staff()
+    office.service.watch = None  # as before the upgrade that brought the watch
+    t = await office.register()
+    closed = await office.register(type="consultation")
+    await office.act("agent", closed, "answer_on_spot", answer="请拨打供水热线。")
+    assert await office.rows(jobs, jobs.c.kind == TIMER) == []
+    office.service.watch = office.sync
+    assert await resync(office.service, batch=1) == 1  # the open one only
+    got = sorted(r.key.split("/")[3] for r in await office.rows(jobs, jobs.c.ref == t.id))
+    assert got == ["late", "overdue", "remind"]
+    assert await resync(office.service) == 1  # again: nothing changes
+    assert len(await office.rows(jobs, jobs.c.kind == TIMER)) == 3

@@ -174,3 +174,49 @@ def test_a_justified_return_moves_the_timers_to_the_unit_that_takes_it_over() ->
     sign = next(x for x in plan(t, LEADS, CALENDAR) if x.stage == "sign" and x.what == OVERDUE)
     assert sign.due == at("2026-11-16T16:30")  # 4 working hours from the reassignment
     assert audiences(t, sign)[0] == unit_people("roads")
+
+
+def test_until_assigned_the_two_hour_deadline_passes_with_a_notice_the_miss_at_the_longer() -> None:
+    # rule D-1: 2 working hours for one unit, 1 working day for several with a lead; which
+    # applies is known only when the office assigns
+    w = World("2026-11-16T09:00")
+    t = w.register()
+    assert kinds(plan(t, LEADS, CALENDAR, multi_days=1.0)) == [
+        ("assign", "remind", "11-16T10:00"),
+        ("assign", "late", "11-16T11:00"),  # a notice, no mark, no violation
+        ("assign", "overdue", "11-17T09:00"),  # 1 working day: missed whichever way
+    ]
+
+
+def test_a_pending_extension_holds_the_handling_timers_and_a_granted_one_is_a_new_deadline() -> (
+    None
+):
+    w = World("2026-11-16T09:00")
+    t = w.register()
+    t.assign(w.ctx(DISPATCHER), ["water"])
+    aid = t.assignments[0].id
+    t.sign(w.ctx(WATER_HANDLER), aid)
+    a = t.assignments[0]
+    assert a.handle.due == at("2026-11-23T09:00")
+    ctx = w.ctx(WATER_LEADER, "2026-11-23T08:00")
+    t.request_extension(ctx, aid, "需协调", 2, "已查看", "周三完成")
+    assert [x.stage for x in plan(t, LEADS, CALENDAR)] == []  # the office decides first
+    t.mark_overdue(w.ctx(SUPERVISOR, "2026-11-23T09:00"), aid, "handle-other")
+    t.decide_extension(w.ctx(SUPERVISOR, "2026-11-23T10:00"), aid, True, 2)
+    assert t.assignments[0].handle.overdue is False  # the moved deadline is a new one to meet
+    assert {x.what for x in plan(t, LEADS, CALENDAR)} == {REMIND, OVERDUE}
+
+
+def test_a_return_asked_under_the_emergency_plan_is_the_units_transfer_opinion() -> None:
+    # rule E-4: a unit that finds it is not its business gives a transfer opinion with reasons
+    w = World("2026-11-17T23:40")
+    t = w.register(type=TicketType.HELP)
+    t.mark_emergency(w.ctx(AGENT), EmergencyGround.HARM_NOW)
+    t.emergency_decision(w.ctx(SUPERVISOR, "2026-11-17T23:45"), True, "office", "water")
+    t.assign(w.ctx(DISPATCHER, "2026-11-17T23:50"), ["water"])
+    aid = t.assignments[0].id
+    t.request_return(w.ctx(WATER_HANDLER, "2026-11-18T00:05"), aid, "属燃气管线", "三定方案", "gas")
+    a = t.assignments[0]
+    assert a.response is not None and a.response.done == at("2026-11-18T00:05")
+    assert (a.response_kind, a.response_text) == ("transfer_opinion", "属燃气管线")
+    assert not [x for x in plan(t, LEADS, CALENDAR) if x.stage == "emergency-response"]
