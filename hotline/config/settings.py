@@ -399,6 +399,10 @@ DEFAULT_TEXTS = {
     "queue_ahead": "您前面还有",
     "queue_callers": "位来电在等候。",
     "queue_next": "您是下一位，坐席马上为您服务。",
+    # the utility's duty line on a three-way call (rule H-6): never who called
+    "utility_notice": "这里是幺二三四五政务服务热线，有一起紧急报修需要您立即处理。",
+    "utility_ticket": "工单编号",
+    "utility_accept": "请按1，与市民和热线坐席通话。",
     "queue_many": "您前面等候的来电较多，请耐心等待。",
     "queue_wait": "预计等待",
     "queue_minutes": "分钟。",
