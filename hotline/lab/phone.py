@@ -308,3 +308,124 @@ class AgentPhone:
             "-error_file",
             f"{name}.errors",
         ]
+
+
+DUTY_HEAD = """<?xml version="1.0" encoding="UTF-8" ?>
+<scenario name="hotline utility duty line">
+  <recv request="INVITE" rrs="true">{remember}</recv>
+"""
+
+DUTY_REFUSE = """  <send>
+    <![CDATA[
+      SIP/2.0 {code} {reason}
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+DUTY_KEY = """  <pause milliseconds="{after_ms}"/>
+  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>
+"""
+
+
+@dataclass
+class DutyLine:
+    """A utility's duty line in the lab (rule H-6): SIPp as a UAS on the port the lab's PJSIP
+    endpoint ``utility-<name>`` points at (:func:`hotline.lab.render.utility_port`), no
+    registration. ``mode``: ``answer`` (after ``answer_after_ms``; presses 1 ``key_after_ms``
+    after the answer, then stays ``hold_ms`` unless hung up), ``ring`` (never answers; takes
+    the CANCEL), ``busy`` (486) or ``decline`` (603)."""
+
+    root: Path
+    workdir_in_root: str
+    port: int
+    name: str = "water"
+    mode: str = "answer"
+    answer_after_ms: int = 500
+    key_after_ms: int = 1500
+    hold_ms: int = 60000
+    calls: int = 1
+    output: str = ""
+    _proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def workdir(self) -> Path:
+        return self.root / self.workdir_in_root.lstrip("/")
+
+    def scenario(self) -> str:
+        names = {"ext": self.name}
+        if self.mode in ("busy", "decline"):
+            code, reason = (486, "Busy Here") if self.mode == "busy" else (603, "Decline")
+            return DUTY_HEAD.format(remember="") + DUTY_REFUSE.format(code=code, reason=reason)
+        ring = HANDSET_HEAD.split("\n", 3)[3]  # the 180 of the agent handset, after its INVITE
+        if self.mode == "ring":
+            return DUTY_HEAD.format(remember="") + ring + HANDSET_RING + HANDSET_TAIL
+        answer = HANDSET_ANSWER.format(
+            answer_after_ms=self.answer_after_ms, hold_ms=self.hold_ms, **names
+        )
+        head, ack, rest = answer.partition('  <recv request="ACK" crlf="true"/>\n')
+        keyed = head + ack + DUTY_KEY.format(after_ms=self.key_after_ms) + rest
+        return DUTY_HEAD.format(remember=REMEMBER_FROM) + ring + keyed + HANDSET_TAIL
+
+    async def __aenter__(self) -> DutyLine:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        name = f"duty-{self.port}"
+        (self.workdir / f"{name}.xml").write_text(self.scenario().format(ext=self.name))
+        cmd = ["chroot", str(self.root), "/usr/bin/env", "-C", self.workdir_in_root, "sipp"]
+        self._proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            "-m",
+            str(self.calls),
+            "-sf",
+            f"{name}.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_udp_port()),
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            f"{name}.errors",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        deadline = asyncio.get_running_loop().time() + 10
+        while asyncio.get_running_loop().time() < deadline:  # until SIPp holds the port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                except OSError:
+                    return self
+            if self._proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        out = await self.stop()
+        raise RuntimeError(f"the {self.name} duty line does not listen: {out[-800:]}")
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> str:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return self.output
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        out, _ = await proc.communicate()
+        self.output = out.decode(errors="replace")
+        return self.output

@@ -1,0 +1,175 @@
+"""The utility three-way call in the lab (rule H-6), seen through ARI: a caller talking with
+agent 8001; the agent asks for the water company; its first duty number does not answer, the
+second answers and presses 1 — caller, agent and utility share one bridge; the agent hangs up
+and the two go on talking. Every number busy: the agent is told and the caller is still
+bridged with the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hotline.agi.ari import AriClient
+from hotline.lab.instance import Lab
+from hotline.lab.phone import DutyLine
+from hotline.lab.render import utility_port
+from tests.e2e.conftest import LabBackend
+from tests.e2e.test_console_calls import bridges
+from tests.e2e.test_queue import QUICK, agent, caller, direct, phone, queue_log, told, wait_for
+from tests.integration.test_console_socket import receive
+
+pytestmark = pytest.mark.e2e
+FAST = {**QUICK, "HOTLINE_UTILITY_RING_TIMEOUT": "4"}
+
+
+def duty(lab: Lab, endpoint: str, mode: str, **kw: Any) -> DutyLine:
+    return DutyLine(
+        lab.root,
+        f"{lab.home_in_root}/sipp",
+        utility_port(lab.lab.sip_port, endpoint),
+        endpoint.removeprefix("utility-"),
+        mode,
+        **kw,
+    )
+
+
+async def hang_up(ari: AriClient, call_id: str) -> None:
+    """The caller's side ends the test's call (gone already: nothing)."""
+    if call_id:
+        with contextlib.suppress(Exception):
+            await ari.delete(f"/channels/{call_id}")
+
+
+async def talking(ari: AriClient) -> str:
+    async def talk() -> list[str]:
+        found = await bridges(ari)
+        return [k for k, x in found.items() if k.startswith("talk-") and len(x["channels"]) == 2]
+
+    (bridge,) = await wait_for(talk, timeout=30)
+    return str(bridge).removeprefix("talk-")
+
+
+async def test_the_second_duty_number_answers_three_share_a_bridge_and_two_stay(
+    lab: Lab, backend: Callable[..., LabBackend], ari: AriClient
+) -> None:
+    b = backend(**FAST)
+    token, _ = agent(b, "8001")
+    async with (
+        phone(lab, "8001", answer_after_ms=300, hold_ms=60000),
+        duty(lab, "utility-water", "ring"),
+        duty(lab, "utility-water-2", "answer", key_after_ms=1000) as second,
+    ):
+        call = asyncio.create_task(direct(lab, "12371", caller("3001"), 60000))
+        call_id = ""
+        try:
+            call_id = await talking(ari)
+            b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "water"})
+            leg, agent_leg = f"util-{call_id}-2", f"offer-{call_id}-1"
+
+            async def three() -> list[str] | None:
+                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
+                return channels if len(channels) == 3 else None
+
+            joined = await wait_for(three, timeout=40)
+            assert joined is not None, told(b) + second.output[-2000:]
+            assert set(joined) == {call_id, agent_leg, leg}  # one bridge, three parties
+            found = await bridges(ari)
+            assert found[f"talk-{call_id}"]["bridge_type"] == "mixing"
+
+            await ari.delete(f"/channels/{agent_leg}")  # the agent hangs up and leaves
+
+            async def two() -> list[str] | None:
+                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
+                return channels if set(channels) == {call_id, leg} else None
+
+            assert await wait_for(two, timeout=15), told(b)
+            await asyncio.sleep(1.5)
+            assert set(await two() or []) == {call_id, leg}  # they go on talking
+            rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
+            mine = [(r["event"], r["data"]) for r in rows if r["call_id"] == call_id]
+            tried = [d.split("|")[2] for e, d in mine if e == "UTILITYEND"]
+            assert tried == ["no_answer"]  # the first rang out
+            assert [d.split("|")[0] for e, d in mine if e == "UTILITYCONNECT"] == [
+                "PJSIP/utility-water-2"
+            ]
+        finally:
+            await hang_up(ari, call_id)
+            await asyncio.wait_for(call, 90)
+
+
+async def test_every_duty_number_busy_leaves_the_caller_with_the_agent_who_is_told(
+    lab: Lab, backend: Callable[..., LabBackend], ari: AriClient
+) -> None:
+    b = backend(**FAST)
+    token, agent_id = agent(b, "8001")
+    url = b.url.replace("http://", "ws://") + "/api/v1/console/socket"
+    async with (
+        phone(lab, "8001", answer_after_ms=300, hold_ms=60000),
+        duty(lab, "utility-gas", "busy"),
+        duty(lab, "utility-gas-2", "busy"),
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url) as ws,
+    ):
+        await ws.send_str(json.dumps({"type": "hello", "token": token}))
+        assert (await receive(ws, "welcome"))["agent"] == agent_id
+        call = asyncio.create_task(direct(lab, "12371", caller("3002"), 60000))
+        call_id = ""
+        try:
+            call_id = await talking(ari)
+            await ws.send_str(
+                json.dumps({"type": "utility", "id": 1, "call": call_id, "utility": "gas"})
+            )
+            while True:
+                message = await receive(ws)
+                if message["type"] == "utility":
+                    break
+            assert message["connected"] is None, told(b)
+            assert [a["outcome"] for a in message["attempts"]] == ["busy", "busy"]
+            found = await bridges(ari)
+            channels = set(found[f"talk-{call_id}"]["channels"])
+            assert channels == {call_id, f"offer-{call_id}-1"}  # back with the agent
+            assert call_id not in found.get(f"hold-{call_id}", {}).get("channels", [])
+        finally:
+            await hang_up(ari, call_id)
+            await asyncio.wait_for(call, 90)
+
+
+async def test_a_declining_line_is_rejected_and_the_caller_hanging_up_cancels_the_next(
+    lab: Lab, backend: Callable[..., LabBackend], ari: AriClient
+) -> None:
+    b = backend(**{**FAST, "HOTLINE_UTILITY_RING_TIMEOUT": "20"})
+    token, _ = agent(b, "8001")
+    async with (
+        phone(lab, "8001", answer_after_ms=300, hold_ms=60000),
+        duty(lab, "utility-power", "decline"),
+        duty(lab, "utility-power-2", "ring") as ringing,
+    ):
+        call = asyncio.create_task(direct(lab, "12371", caller("3003"), 60000))
+        call_id = ""
+        try:
+            call_id = await talking(ari)
+            b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "power"})
+            leg = f"util-{call_id}-2"
+
+            async def rung() -> bool:
+                return any(c["id"] == leg for c in await ari.get("/channels"))
+
+            assert await wait_for(rung, timeout=15), told(b)
+            await ari.delete(f"/channels/{call_id}")  # the citizen hangs up while it rings
+
+            async def cancelled() -> bool:
+                return not await rung()
+
+            assert await wait_for(cancelled, timeout=10), told(b)  # nothing rings on
+            rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
+            ends = [r["data"].split("|")[2] for r in rows if r["event"] == "UTILITYEND"]
+            assert ends[:2] == ["rejected", "caller_gone"], (ends, ringing.output[-1500:])
+        finally:
+            await hang_up(ari, call_id)
+            await asyncio.wait_for(call, 90)
