@@ -65,6 +65,7 @@ from hotline.queue import http as queue_http
 from hotline.queue.acd import AcdConfig
 from hotline.queue.calls import QueueCalls
 from hotline.queue.conference import Conferences
+from hotline.queue.conference import Result as ConferenceResult
 from hotline.queue.log import Figures, QueueLog, figures_since, run_writer
 from hotline.queue.presence import AcdPresence, DurablePresence, MemoryPresence, RedisPresence
 from hotline.queue.service import QueueService
@@ -84,6 +85,7 @@ from hotline.state import (
     RedisLiveCalls,
 )
 from hotline.ticketing import http as tickets_http
+from hotline.ticketing.ticket import Leg, ThreeWayCall
 from hotline.ticketing.users import authenticate, unit_names
 from hotline.utility import directory
 from hotline.utility import http as utility_http
@@ -345,6 +347,7 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
             caller_id=settings.utility.caller_id,
         )
         queue_calls.conferences.results.append(app[console_ws.BRIDGE].utility_result)
+        queue_calls.conferences.results.append(_on_the_ticket(app))
         app[console_ws.BRIDGE].ari = client
         app[console_ws.BRIDGE].calls = queue_calls
         shared = app[REDIS]
@@ -373,6 +376,31 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         await app[IVR].background.close(settings.server.shutdown_grace)
         if client is not None:
             await client.close()
+
+
+def _on_the_ticket(app: web.Application) -> Callable[[str, ConferenceResult], None]:
+    """A three-way call's outcome onto the ticket registered on the call (rule H-6)."""
+    service, directory, clock = app[tickets_http.SERVICE], app[utility_http.DIRECTORY], app[CLOCK]
+
+    def record(agent: str, result: ConferenceResult) -> None:
+        utility = directory.utilities.get(result.utility)
+        if utility is None:
+            return
+        legs = [Leg(a.number, a.outcome, a.seconds) for a in result.attempts]
+        call = ThreeWayCall(
+            result.call_id, result.utility, utility.unit, result.connected, legs, clock.now()
+        )
+
+        async def put() -> None:
+            try:
+                if await service.three_way_call(call) is None:
+                    log.info("utility: no ticket on %s yet; the queue log has it", call.call_id)
+            except Exception as exc:  # the database is away: the queue log keeps the legs
+                log.warning("utility: %s not put on its ticket (%s)", call.call_id, exc)
+
+        app[QUEUE].background.submit(put(), f"ticket of {result.call_id}")
+
+    return record
 
 
 async def _console(app: web.Application) -> AsyncIterator[None]:

@@ -101,6 +101,11 @@ class TicketQueries:
         found = await self._tickets([tickets.c.number == number], 1)
         return found[0] if found else None
 
+    async def by_call(self, call_id: str) -> Ticket | None:
+        """The ticket registered on a call (the newest, if the agent registered several)."""
+        found = await self._tickets([tickets.c.call_id == call_id], 1)
+        return found[0] if found else None
+
     # -- the office's and the units' lists -----------------------------------------------------
     async def search(
         self,

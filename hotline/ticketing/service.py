@@ -47,11 +47,12 @@ from hotline.ticketing.model import (
 from hotline.ticketing.queries import Summary, Task
 from hotline.ticketing.repository import TicketRepository, Timers, UnitOfWork, city_day
 from hotline.ticketing.sla import SlaEngine
-from hotline.ticketing.ticket import Ctx, Ticket
+from hotline.ticketing.ticket import Ctx, ThreeWayCall, Ticket
 
 log = logging.getLogger(__name__)
 
 IVR_ACTOR = Actor("ivr", Role.AGENT)  # the IVR registers voice messages on the office's behalf
+UTILITY_ACTOR = Actor("three-way-call", Role.DISPATCHER)  # H-6: put through, assigned at once
 
 STAFFED_TTL = 30.0  # seconds a unit found staffed (D-7) is not checked again
 EARLIEST, LATEST = 2000, 2100  # years an upstream deadline may name
@@ -397,6 +398,21 @@ class TicketService:
         await uow.tickets.log_identity_access(
             ticket.id, actor.user_id, actor.role.value, self.clock.now(), why
         )
+
+    async def three_way_call(self, call: ThreeWayCall) -> Ticket | None:
+        """Rule H-6: a conference with a utility, put on the ticket registered on the call
+        (None: no ticket on it yet). Connected, the ticket goes to the utility's unit."""
+        async with self.uow() as uow:
+            ticket = await uow.queries.by_call(call.call_id)
+            if ticket is None:
+                return None
+            ticket = await uow.tickets.get(ticket.id)  # with its version, for the save
+            if call.connected is not None and ticket.state is TicketState.REGISTERED:
+                await self._check_units(uow, [call.unit])
+            ticket.put_through(self._ctx(UTILITY_ACTOR), call)
+            await uow.tickets.save(ticket)
+            await uow.commit()
+        return ticket
 
     async def screen_pop(self, actor: Actor, call_id: str, phone: str) -> list[Summary]:
         """The caller's tickets for an agent's screen pop, newest first; the number shown is

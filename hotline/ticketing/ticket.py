@@ -109,6 +109,23 @@ class Emergency:  # rules E-1 … E-4: a major urgent request under the emergenc
     assign: Deadline | None = None  # E-3: the office assigns within 10 minutes of the decision
 
 
+@dataclass(slots=True)
+class Leg:  # one duty number rung for a three-way call (rule H-6)
+    number: str
+    outcome: str  # answered | busy | no_answer | rejected | failed | caller_gone
+    seconds: float
+
+
+@dataclass(slots=True)
+class ThreeWayCall:  # rule H-6: the conference with the utility, as it went
+    call_id: str
+    utility: str
+    unit: str
+    connected: str | None  # the number that answered; None: none did (the ticket is flagged)
+    legs: list[Leg]
+    at: dt.datetime
+
+
 DECISION_LEVELS = ("office", "leading_group")  # rule E-2
 UTILITIES = ("water", "power", "gas")  # rule H-6
 CALLBACK_METHODS = ("phone", "self_evaluation")  # rule B-1
@@ -170,6 +187,7 @@ class Ticket(UnitSide):
     decision: str = ""  # the office's recorded decision (B-2 office close, D-6)
     publication: Publication | None = None
     emergency: Emergency | None = None  # E-1: marked a major urgent request
+    three_way: list[ThreeWayCall] = field(default_factory=list)  # H-6: the conferences
     seq: int = 0  # number of the last event
     # Events recorded on this instance, and those not stored yet (not part of the snapshot).
     events: list[TicketEvent] = field(default_factory=list, metadata={"transient": True})
@@ -415,6 +433,29 @@ class Ticket(UnitSide):
             level=level,
             unit=unit or None,
         )
+
+    def put_through(self, ctx: Ctx, call: ThreeWayCall) -> None:
+        """Rule H-6: the three-way call with the utility's duty line, on record with every
+        number tried; connected, a ticket still with the office goes to the utility's unit
+        (the unit handles it directly with the citizen and feeds its result back)."""
+        self.three_way.append(call)
+        state = self.state.value
+        self._record(
+            ctx,
+            "three_way_call",
+            "H-6",
+            state,
+            state,
+            utility=call.utility,
+            unit=call.unit,
+            connected=call.connected,
+            legs=[
+                {"number": x.number, "outcome": x.outcome, "seconds": x.seconds} for x in call.legs
+            ],
+            flagged=call.connected is None or None,
+        )
+        if call.connected is not None and self.state is TicketState.REGISTERED:
+            self.assign(ctx, [call.unit])
 
     def mark_overdue(self, ctx: Ctx, part: str, stage: str) -> bool:
         """The SLA watch: a deadline passed undone (S-4). Marks it and records the event;

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -170,6 +171,82 @@ async def test_a_declining_line_is_rejected_and_the_caller_hanging_up_cancels_th
             rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
             ends = [r["data"].split("|")[2] for r in rows if r["event"] == "UTILITYEND"]
             assert ends[:2] == ["rejected", "caller_gone"], (ends, ringing.output[-1500:])
+        finally:
+            await hang_up(ari, call_id)
+            await asyncio.wait_for(call, 90)
+
+
+async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
+    lab: Lab, backend: Callable[..., LabBackend], ari: AriClient, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from hotline.lab.calls import observe_call
+    from hotline.lab.sipp import CallPlan
+    from tests.e2e.test_console import CHROMIUM, STEP, Shots, sign_in, state_is
+
+    b = backend(**FAST, HOTLINE_QUEUE_WIDEN_AFTER="0", HOTLINE_QUEUE_WIDEN_ALL_AFTER="0")
+    b.cli("units", "add", "--id", "water", "--name", "市水务集团")
+    b.user("水务经办", "unit_handler", "water")
+    b.user("水务领导", "unit_leader", "water")
+    token = b.user("坐席一", "agent")
+    who = caller("3004")
+    async with (
+        async_playwright() as p,
+        phone(lab, "8001", answer_after_ms=500, hold_ms=60000),
+        duty(lab, "utility-water", "answer", key_after_ms=800),
+    ):
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        shots = Shots(page, tmp_path / "screenshots")
+        await sign_in(page, b.url, token, "8001")
+        await state_is(page, "空闲")
+        plan = CallPlan(caller=who, dtmf="51", hold_ms=60000)  # 5: utilities, 1: water
+        call = asyncio.create_task(observe_call(lab, plan))
+        call_id = ""
+        try:
+            await (
+                page.get_by_test_id("pop-phase").filter(has_text="通话中").wait_for(timeout=60_000)
+            )
+            call_id = await talking(ari)
+            await page.get_by_test_id("form-content").fill("主干道水管爆裂，路面积水")
+            await page.get_by_test_id("form-address").fill("人民路 12 号")
+            await page.get_by_test_id("form-submit").click()
+            await page.get_by_test_id("registered").wait_for(timeout=STEP)
+            await shots.take("registered")
+            await page.get_by_test_id("utility-water").click()  # 接通水务
+
+            async def three() -> list[str] | None:
+                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
+                return channels if len(channels) == 3 else None
+
+            joined = await wait_for(three, timeout=40)
+            assert joined is not None, told(b)
+            assert set(joined) == {call_id, f"offer-{call_id}-1", f"util-{call_id}-1"}
+            await page.locator(".el-alert").filter(has_text="三方通话已接通").wait_for(timeout=STEP)
+            await shots.take("three-way")
+
+            tickets = b.api(token, "GET", f"/api/v1/tickets?phone={who}")["tickets"]
+            (mine,) = tickets
+
+            async def assigned() -> dict[str, Any] | None:
+                found = b.api(token, "GET", f"/api/v1/tickets/{mine['number']}")
+                return found if found["state"] == "assigned" else None
+
+            ticket = await wait_for(assigned, timeout=10)
+            assert ticket is not None, told(b)
+            assert [a["unit_id"] for a in ticket["assignments"]] == ["water"]  # rule H-6
+            assert ticket["utility"] == "water" and ticket["call_id"] == call_id
+            assert ticket["three_way"][0]["connected"] == "PJSIP/utility-water"
+
+            await ari.delete(f"/channels/offer-{call_id}-1")  # the agent leaves
+
+            async def two() -> list[str] | None:
+                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
+                return channels if set(channels) == {call_id, f"util-{call_id}-1"} else None
+
+            assert await wait_for(two, timeout=15), told(b)
+            await browser.close()
         finally:
             await hang_up(ari, call_id)
             await asyncio.wait_for(call, 90)

@@ -1,0 +1,56 @@
+"""A three-way call's outcome on the ticket registered on the call (rule H-6): connected, the
+ticket goes to the utility's unit with every number tried on record; no number answered, the
+ticket stays with the office, flagged."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.ticketing.model import TicketState
+from hotline.ticketing.ticket import Leg, ThreeWayCall
+from tests.integration.ticketing.test_sla_watch import Office
+
+
+def conference(call_id: str, connected: str | None) -> ThreeWayCall:
+    legs = [Leg("PJSIP/utility-water", "no_answer", 20.0)]
+    if connected:
+        legs.append(Leg(connected, "answered", 3.1))
+    return ThreeWayCall(
+        call_id, "water", "water", connected, legs, dt.datetime(2026, 12, 3, 8, tzinfo=dt.UTC)
+    )
+
+
+async def test_a_connected_conference_assigns_the_ticket_to_the_utilitys_unit(
+    engine: AsyncEngine,
+) -> None:
+    office = Office(engine, "2026-12-03T16:00")
+    await office.staff()
+    t = await office.register(type="help", utility="water", call_id="call-1")
+    assert await office.service.three_way_call(conference("call-2", "x")) is None  # no ticket
+    done = await office.service.three_way_call(conference("call-1", "PJSIP/utility-water-2"))
+    assert done is not None and done.id == t.id
+    assert done.state is TicketState.ASSIGNED
+    assert [a.unit_id for a in done.assignments] == ["water"]
+    (call,) = done.three_way
+    assert [(leg.number, leg.outcome) for leg in call.legs] == [
+        ("PJSIP/utility-water", "no_answer"),
+        ("PJSIP/utility-water-2", "answered"),
+    ]
+    events = (await office.service.events(office.who["sup"], t.id))[1]
+    put = [e for e in events if e.action == "three_way_call" and e.data.get("legs")]
+    assert put[0].data["connected"] == "PJSIP/utility-water-2"
+    assert put[0].actor == "three-way-call" and "flagged" not in put[0].data
+
+
+async def test_no_number_answering_leaves_the_ticket_with_the_office_flagged(
+    engine: AsyncEngine,
+) -> None:
+    office = Office(engine, "2026-12-03T16:00")
+    await office.staff()
+    t = await office.register(type="help", utility="water", call_id="call-9")
+    done = await office.service.three_way_call(conference("call-9", None))
+    assert done is not None and done.state is TicketState.REGISTERED
+    events = (await office.service.events(office.who["sup"], t.id))[1]
+    assert [e.data.get("flagged") for e in events if e.data.get("legs")] == [True]
