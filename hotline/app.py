@@ -59,7 +59,7 @@ from hotline.health import Dependencies
 from hotline.ivr.ari_channel import StasisApp
 from hotline.ivr.inbound import JournalWriter
 from hotline.ivr.journal_sql import SqlCallJournal
-from hotline.jobs import JobQueue, Worker
+from hotline.jobs import JobQueue, Worker, enqueue
 from hotline.privacy import mask_phone
 from hotline.queue import http as queue_http
 from hotline.queue.acd import AcdConfig
@@ -89,6 +89,7 @@ from hotline.ticketing.ticket import Leg, ThreeWayCall
 from hotline.ticketing.users import authenticate, unit_names
 from hotline.utility import directory
 from hotline.utility import http as utility_http
+from hotline.utility.recordings import TAKE_CONFERENCE_RECORDING, ConferenceRecordings
 
 log = logging.getLogger(__name__)
 
@@ -313,10 +314,14 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     app[RECORDINGS] = app[IVR].recordings
     app[WRITER] = JournalWriter(app[JOURNAL], spool=settings.server.spool_dir / "journal")
     app[MESSAGES_KEY] = None
+    app[utility_http.CONFERENCE_RECORDINGS] = None
     stasis = None
     if client is not None:
         ari = client
         app[MESSAGES_KEY] = bootstrap.switch_messages(settings, service, ari)
+        app[utility_http.CONFERENCE_RECORDINGS] = ConferenceRecordings(
+            ari, app[IVR].recordings, service
+        )
         app[IVR].switch = ari
 
         async def ping() -> None:
@@ -348,6 +353,7 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         )
         queue_calls.conferences.results.append(app[console_ws.BRIDGE].utility_result)
         queue_calls.conferences.results.append(_on_the_ticket(app))
+        queue_calls.conferences.recorded.append(_recording_taken(app))
         app[console_ws.BRIDGE].ari = client
         app[console_ws.BRIDGE].calls = queue_calls
         shared = app[REDIS]
@@ -376,6 +382,28 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         await app[IVR].background.close(settings.server.shutdown_grace)
         if client is not None:
             await client.close()
+
+
+def _recording_taken(app: web.Application) -> Callable[[str, str], None]:
+    """A three-way call's recording is done: a durable job takes it to the ticket."""
+
+    def taken(call_id: str, name: str) -> None:
+        async def enqueue_it() -> None:
+            now = app[CLOCK].now()
+            payload = {"call_id": call_id, "name": name}
+            try:
+                async with app[ENGINE].begin() as conn:
+                    await enqueue(conn, TAKE_CONFERENCE_RECORDING, name, payload, now, now=now)
+            except Exception as exc:  # the database is away: the recording stays on the switch
+                log.warning("utility: the recording of %s is not queued (%s)", call_id, exc)
+                return
+            worker = app.get(WORKER)
+            if worker is not None:
+                worker.poke()
+
+        app[QUEUE].background.submit(enqueue_it(), f"recording of {call_id}")
+
+    return taken
 
 
 def _on_the_ticket(app: web.Application) -> Callable[[str, ConferenceResult], None]:
@@ -463,7 +491,13 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     texts = sms.gateway(settings.watch.sms, settings.watch.sms_url, settings.watch.sms_timeout)
     worker = Worker(
         JobQueue(app[ENGINE], clock, app[NODE]),
-        bootstrap.job_handlers(messages, service, push=app[CONSOLE_OUTBOX].publish, sms=texts),
+        bootstrap.job_handlers(
+            messages,
+            service,
+            push=app[CONSOLE_OUTBOX].publish,
+            sms=texts,
+            conference_recordings=app[utility_http.CONFERENCE_RECORDINGS],
+        ),
         poll=JOB_POLL,
     )
     if service.outbox is not None:

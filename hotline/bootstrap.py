@@ -26,6 +26,7 @@ from hotline.ticketing.notices import SEND_SMS, Notifier, Push, SmsGateway
 from hotline.ticketing.service import VOICE_MESSAGE_LEFT, TicketService
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.sla_watch import TIMER, SlaWatch, SmsSender, TimerSync
+from hotline.utility.recordings import TAKE_CONFERENCE_RECORDING, ConferenceRecordings
 
 TAKE_VOICE_MESSAGE = "voice_message.take"
 # Which durable handlers each domain event goes to — the one place they are registered (the
@@ -88,10 +89,13 @@ def job_handlers(
     *,
     push: Push | None = None,
     sms: SmsGateway | None = None,
+    conference_recordings: ConferenceRecordings | None = None,
 ) -> dict[str, JobHandler]:
     """The durable jobs this node runs, by kind: voice messages taken from the switch, the SLA
     watch's timers (``push``: the console socket), and the SMS the emergency plan sends."""
     handlers: dict[str, JobHandler] = {}
+    if conference_recordings is not None:
+        handlers[TAKE_CONFERENCE_RECORDING] = conference_recordings.take
     if tickets is not None and tickets.watch is not None:
         handlers[TIMER] = SlaWatch(tickets, Notifier(push)).fire
         if sms is not None:

@@ -403,6 +403,7 @@ DEFAULT_TEXTS = {
     "utility_notice": "这里是幺二三四五政务服务热线，有一起紧急报修需要您立即处理。",
     "utility_ticket": "工单编号",
     "utility_accept": "请按1，与市民和热线坐席通话。",
+    "recording_notice": "正在为您接通抢修单位，为便于处理，本次三方通话将被录音。",
     "queue_many": "您前面等候的来电较多，请耐心等待。",
     "queue_wait": "预计等待",
     "queue_minutes": "分钟。",

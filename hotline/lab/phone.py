@@ -333,6 +333,9 @@ DUTY_REFUSE = """  <send>
 DUTY_KEY = """  <pause milliseconds="{after_ms}"/>
   <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>
 """
+DUTY_SPEAK = """  <pause milliseconds="1500"/>
+  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>
+"""
 
 
 @dataclass
@@ -340,8 +343,8 @@ class DutyLine:
     """A utility's duty line in the lab (rule H-6): SIPp as a UAS on the port the lab's PJSIP
     endpoint ``utility-<name>`` points at (:func:`hotline.lab.render.utility_port`), no
     registration. ``mode``: ``answer`` (after ``answer_after_ms``; presses 1 ``key_after_ms``
-    after the answer, then stays ``hold_ms`` unless hung up), ``ring`` (never answers; takes
-    the CANCEL), ``busy`` (486) or ``decline`` (603)."""
+    after the answer, then speaks — SIPp's G.711 sample — and stays ``hold_ms`` unless hung
+    up), ``ring`` (never answers; takes the CANCEL), ``busy`` (486) or ``decline`` (603)."""
 
     root: Path
     workdir_in_root: str
@@ -371,7 +374,7 @@ class DutyLine:
             answer_after_ms=self.answer_after_ms, hold_ms=self.hold_ms, **names
         )
         head, ack, rest = answer.partition('  <recv request="ACK" crlf="true"/>\n')
-        keyed = head + ack + DUTY_KEY.format(after_ms=self.key_after_ms) + rest
+        keyed = head + ack + DUTY_KEY.format(after_ms=self.key_after_ms) + DUTY_SPEAK + rest
         return DUTY_HEAD.format(remember=REMEMBER_FROM) + ring + keyed + HANDSET_TAIL
 
     async def __aenter__(self) -> DutyLine:

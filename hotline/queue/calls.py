@@ -130,6 +130,7 @@ class QueueCall:
     utility_attempts: list[Any] = field(default_factory=list)  # conference.Attempt, in order
     extra_legs: set[str] = field(default_factory=set)  # every duty line rung for this call
     agent_left: bool = False  # the agent hung up; citizen and utility talk on
+    recording: str | None = None  # the conference's recording on the switch (its name)
     pending: list[Event] = field(default_factory=list)  # events handed back, before the queue
 
     @property
@@ -181,7 +182,12 @@ class QueueCalls:
         self.conferences: Conferences | None = None  # the utility three-way call (H-6)
 
     def roles(self) -> dict[str, RoleHandler]:
-        return {"queue": self.caller, "agent": self.agent, "utility": self.utility}
+        return {
+            "queue": self.caller,
+            "agent": self.agent,
+            "utility": self.utility,
+            "snoop": self.utility,  # the conference's recording channel: the call's too
+        }
 
     def bind(self, stasis: Stasis) -> None:
         self.stasis = stasis
@@ -367,6 +373,8 @@ class QueueCalls:
                 stasis.release(leg)
                 await self._hang_up(leg)
                 call.leg_gone(leg)
+            if self.conferences is not None:
+                self.conferences.finished(call)
             for bridge in (call.hold, call.talk):
                 if bridge:
                     with contextlib.suppress(AriError):

@@ -104,6 +104,7 @@ class Conferences:
             accept_timeout,
         )
         self.results: list[Callable[[str, Result], None]] = []  # the console: (agent, result)
+        self.recorded: list[Callable[[str, str], None]] = []  # (call id, recording name)
 
     # -- the agent's request (any task) ------------------------------------------------------
     def request(self, call: QueueCall, utility: str, ticket: str = "") -> None:
@@ -121,23 +122,28 @@ class Conferences:
         attempts: list[Attempt] = []
         deferred: list[dict[str, Any]] = []  # events for the talk loop, handed back after
         await self.calls.hold(call.call_id)
-        gone = False
+        with contextlib.suppress(AriError):  # the citizen is told the call will be recorded
+            await self.calls.ari.post(
+                f"/channels/{call.call_id}/play",
+                media="sound:hotline/recording_notice",
+                playbackId=f"consent-{call.call_id}-{len(call.utility_attempts)}",
+            )
         for n, duty in enumerate(numbers, start=1 + len(call.utility_attempts)):
             leg = f"util-{call.call_id}-{n}"
             attempt = await self._attempt(call, agent_leg, leg, duty, ticket, deferred)
             attempts.append(attempt)
             call.utility_attempts.append(attempt)
-            if attempt.outcome == "caller_gone":
-                gone = True
+            if attempt.outcome in ("caller_gone", "answered"):
                 break
-            if attempt.outcome == "answered":
-                break
+        gone = any(a.outcome == "caller_gone" for a in attempts)
         connected = next((a.number for a in attempts if a.outcome == "answered"), None)
         if connected is not None and call.utility_leg is not None and call.talk is not None:
             await self.calls.ari.post(f"/bridges/{call.talk}/addChannel", channel=call.utility_leg)
         if not gone:
             with contextlib.suppress(AriError):  # back with the agent (and the utility)
                 await self.calls.unhold(call.call_id)
+        if connected is not None and not gone:
+            await self._record(call)
         if connected is None and not gone:
             log.warning(
                 "utility: no %s duty number answered for %s (%d tried)",
@@ -302,6 +308,48 @@ class Conferences:
             log.info("utility: %s %s (%s)", duty.number, outcome, leg)
         self._log(call, "UTILITYEND", duty.number, leg, outcome, str(cause or ""), f"{seconds:.1f}")
         return Attempt(leg, duty.number, outcome, cause, round(seconds, 1))
+
+    async def _record(self, call: QueueCall) -> None:
+        """Record the conference through a snoop on the citizen's channel (both ways: what the
+        citizen says and hears), so the recording follows the citizen across bridges (ARI
+        records no bridged channel itself, and a bridge recording covers one bridge)."""
+        calls, cid = self.calls, call.call_id
+        if call.recording or calls.stasis is None:
+            return
+        snoop = f"snoop-{cid}"
+        call.extra_legs.add(snoop)
+        entered = call.legs_in.setdefault(snoop, asyncio.Event())
+        call.legs_done.setdefault(snoop, asyncio.Event())
+        calls.stasis.own(snoop, call)
+        name = f"conf-{cid}"
+        try:
+            await calls.ari.post(
+                f"/channels/{cid}/snoop",
+                spy="both",
+                app=calls.app,
+                appArgs=f"snoop,{cid}",
+                snoopId=snoop,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entered.wait(), calls.leg_enters)
+            await calls.ari.post(
+                f"/channels/{snoop}/record", name=name, format="wav", ifExists="overwrite"
+            )
+        except AriError as exc:
+            log.warning("utility: the conference of %s is not recorded (%s)", cid, exc)
+            return
+        call.recording = name
+        self._log(call, "UTILITYRECORD", name)
+
+    def finished(self, call: QueueCall) -> None:
+        """The call is over: its recording, if any, goes to the ticket (a durable job)."""
+        if not call.recording:
+            return
+        for hook in self.recorded:
+            try:
+                hook(call.call_id, call.recording)
+            except Exception:
+                log.exception("utility: a recording hook failed on %s", call.call_id)
 
     def ended(self, call: QueueCall, leg: str, talked: float) -> None:
         """The utility hung up after talking (or was hung up at the end of the call)."""

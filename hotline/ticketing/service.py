@@ -414,6 +414,18 @@ class TicketService:
             await uow.commit()
         return ticket
 
+    async def attach_call_recording(self, call_id: str, name: str) -> Ticket | None:
+        """The conference recording of a call onto the ticket registered on it (None: none)."""
+        async with self.uow() as uow:
+            found = await uow.queries.by_call(call_id)
+            if found is None:
+                return None
+            ticket = await uow.tickets.get(found.id)
+            if ticket.attach_recording(self._ctx(UTILITY_ACTOR), name, "three-way call"):
+                await uow.tickets.save(ticket)
+                await uow.commit()
+        return ticket
+
     async def screen_pop(self, actor: Actor, call_id: str, phone: str) -> list[Summary]:
         """The caller's tickets for an agent's screen pop, newest first; the number shown is
         an identity access on record (rule Y-1), in the same transaction."""

@@ -457,6 +457,16 @@ class Ticket(UnitSide):
         if call.connected is not None and self.state is TicketState.REGISTERED:
             self.assign(ctx, [call.unit])
 
+    def attach_recording(self, ctx: Ctx, name: str, what: str) -> bool:
+        """A recording made on the ticket's call (a three-way call's, rule H-6) is kept with
+        it, for the office (Y-1); False when it is there already."""
+        if name in self.recordings:
+            return False
+        self.recordings.append(name)
+        state = self.state.value
+        self._record(ctx, "recording", "H-6", state, state, recording=name, what=what)
+        return True
+
     def mark_overdue(self, ctx: Ctx, part: str, stage: str) -> bool:
         """The SLA watch: a deadline passed undone (S-4). Marks it and records the event;
         False when it is no longer open or was marked already (the timer ran twice)."""

@@ -11,9 +11,12 @@ from hotline.appkeys import CLOCK
 from hotline.errors import Forbidden
 from hotline.ticketing.actions import OFFICE
 from hotline.utility.directory import Directory
+from hotline.utility.recordings import ConferenceRecordings
 from hotline.web import current_user, ok
 
 DIRECTORY = web.AppKey("utility_directory", Directory)
+# the job that takes three-way call recordings off the switch (None: no ARI on this node)
+CONFERENCE_RECORDINGS: web.AppKey[ConferenceRecordings | None] = web.AppKey("conference_recs")
 
 
 def directory_json(directory: Directory, now: Any) -> list[dict[str, Any]]:

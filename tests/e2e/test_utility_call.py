@@ -6,9 +6,12 @@ bridged with the agent."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import io
 import json
+import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,15 @@ from tests.integration.test_console_socket import receive
 
 pytestmark = pytest.mark.e2e
 FAST = {**QUICK, "HOTLINE_UTILITY_RING_TIMEOUT": "4"}
+
+
+def loudest(audio: bytes) -> int:
+    """The largest sample of a 16-bit WAV (Asterisk records signed linear)."""
+    with wave.open(io.BytesIO(audio)) as w:
+        assert w.getsampwidth() == 2, w.getsampwidth()
+        frames = w.readframes(w.getnframes())
+    samples = array.array("h", frames)
+    return max((abs(s) for s in samples), default=0)
 
 
 def duty(lab: Lab, endpoint: str, mode: str, **kw: Any) -> DutyLine:
@@ -246,6 +258,18 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
                 return channels if set(channels) == {call_id, f"util-{call_id}-1"} else None
 
             assert await wait_for(two, timeout=15), told(b)
+            await asyncio.sleep(4)  # the duty line speaks; the citizen hears it (recorded)
+            await hang_up(ari, call_id)  # the citizen hangs up last: the call is over
+
+            name = f"conf-{call_id}"
+
+            async def attached() -> dict[str, Any] | None:
+                found = b.api(token, "GET", f"/api/v1/tickets/{mine['number']}")
+                return found if name in found["recordings"] else None
+
+            assert await wait_for(attached, timeout=30), told(b)
+            audio = b.api(token, "GET", f"/api/v1/tickets/{mine['number']}/recordings/{name}")
+            assert loudest(audio) > 1000, "the recording is silent"  # it has sound
             await browser.close()
         finally:
             await hang_up(ari, call_id)

@@ -5,7 +5,9 @@ ticket stays with the office, flagged."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.ticketing.model import TicketState
@@ -54,3 +56,44 @@ async def test_no_number_answering_leaves_the_ticket_with_the_office_flagged(
     assert done is not None and done.state is TicketState.REGISTERED
     events = (await office.service.events(office.who["sup"], t.id))[1]
     assert [e.data.get("flagged") for e in events if e.data.get("legs")] == [True]
+
+
+async def test_a_conference_recording_is_taken_off_the_switch_onto_the_ticket(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    import io
+    import wave
+
+    from hotline.agi.fake_ari import FakeAsterisk
+    from hotline.ivr.services import Recordings
+    from hotline.jobs import Job
+    from hotline.utility.recordings import ConferenceRecordings, NoTicketYet
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(b"\x10\x27" * 16000)  # 2 s
+    fake = FakeAsterisk(stored={"conf-call-5": buffer.getvalue()})
+    office = Office(engine, "2026-12-03T16:00")
+    await office.staff()
+    take = ConferenceRecordings(fake, Recordings(tmp_path), office.service).take
+    job = Job(
+        1,
+        "recording.conference",
+        "conf-call-5",
+        {"call_id": "call-5", "name": "conf-call-5"},
+        1,
+        12,
+        office.clock.now(),
+    )
+    with pytest.raises(NoTicketYet):  # registered in the wrap-up, after the call: tried again
+        await take(job)
+    assert (tmp_path / "conf-call-5.wav").exists()  # kept meanwhile, still on the switch
+    assert "conf-call-5" in fake.stored
+    t = await office.register(type="help", utility="water", call_id="call-5")
+    await take(job)
+    got = await office.service.get(office.who["sup"], t.id)
+    assert got.recordings == ["conf-call-5"]
+    assert "conf-call-5" not in fake.stored  # off the switch once on the ticket
+    await take(job)  # run twice: nothing more
+    assert (await office.service.get(office.who["sup"], t.id)).recordings == ["conf-call-5"]

@@ -157,3 +157,27 @@ async def test_a_conference_is_asked_only_of_a_talking_call_and_a_known_utility(
     with pytest.raises(AgentStateError) as info:
         await world.calls.conference(CALL, "sewage")
     assert info.value.code == "unknown_utility"
+
+
+async def test_a_connected_conference_is_recorded_through_a_snoop_on_the_citizen(
+    world: World,
+) -> None:
+    recorded: list[tuple[str, str]] = []
+    assert world.calls.conferences is not None
+    world.calls.conferences.recorded.append(lambda call, name: recorded.append((call, name)))
+    await talking(world)
+    await world.calls.conference(CALL, "water")
+    await until(lambda: world.sent("POST", f"/channels/{CALL}/play"))  # the consent notice
+    assert "recording_notice" in world.sent("POST", f"/channels/{CALL}/play")[0].params["media"]
+    utility_enters(world, UTIL1)
+    await until(lambda: world.sent("POST", f"/channels/{UTIL1}/dial"))
+    world.event("ChannelStateChange", UTIL1, state="Up")
+    world.stasis.dispatch({"type": "ChannelDtmfReceived", "channel": {"id": UTIL1}, "digit": "1"})
+    (snoop,) = await until(lambda: world.sent("POST", f"/channels/{CALL}/snoop"))
+    assert snoop.params["spy"] == "both" and snoop.params["snoopId"] == f"snoop-{CALL}"
+    (record,) = await until(lambda: world.sent("POST", f"/channels/snoop-{CALL}/record"))
+    assert record.params["name"] == f"conf-{CALL}"
+    world.gone(CALL)  # the call ends: its recording goes to the ticket
+    await until(lambda: recorded)
+    assert recorded == [(CALL, f"conf-{CALL}")]
+    await until(lambda: world.sent("DELETE", f"/channels/snoop-{CALL}"))
