@@ -344,7 +344,8 @@ class DutyLine:
     endpoint ``utility-<name>`` points at (:func:`hotline.lab.render.utility_port`), no
     registration. ``mode``: ``answer`` (after ``answer_after_ms``; presses 1 ``key_after_ms``
     after the answer, then speaks — SIPp's G.711 sample — and stays ``hold_ms`` unless hung
-    up), ``ring`` (never answers; takes the CANCEL), ``busy`` (486) or ``decline`` (603)."""
+    up), ``drop`` (answers and hangs up at once), ``ring`` (never answers; takes the CANCEL),
+    ``busy`` (486) or ``decline`` (603)."""
 
     root: Path
     workdir_in_root: str
@@ -370,6 +371,11 @@ class DutyLine:
         ring = HANDSET_HEAD.split("\n", 3)[3]  # the 180 of the agent handset, after its INVITE
         if self.mode == "ring":
             return DUTY_HEAD.format(remember="") + ring + HANDSET_RING + HANDSET_TAIL
+        if self.mode == "drop":  # answers and hangs up at once
+            dropped = HANDSET_ANSWER.format(
+                answer_after_ms=self.answer_after_ms, hold_ms=200, **names
+            )
+            return DUTY_HEAD.format(remember=REMEMBER_FROM) + ring + dropped + HANDSET_TAIL
         answer = HANDSET_ANSWER.format(
             answer_after_ms=self.answer_after_ms, hold_ms=self.hold_ms, **names
         )

@@ -59,6 +59,7 @@ EARLIEST, LATEST = 2000, 2100  # years an upstream deadline may name
 MAX_TASK_ID = 2**31 - 1  # task ids are 32-bit integers in every database we run on
 WITHHELD_NOTE = "来电号码未显示，无法回电：请听录音后按留言内容处理。"  # caller ID withheld
 UNKNOWN_NOTE = "来电号码未知（录音名未带号码），无法回电：请听录音后按留言内容处理。"
+B3_NOTE = "水电气抢修件：单位已反馈办理结果，请电话回访市民（规则 B-3）。"
 VOICE_MESSAGE_LEFT = "VoiceMessageLeft"  # event: a message on the switch for a ticket
 
 
@@ -285,6 +286,11 @@ class TicketService:
             await self._check_units(uow, named)
             action.call(ticket, self._ctx(actor), args)
             _log_calendar_gaps(ticket)
+            if ticket.utility and any(
+                e.action == "settle" and e.after == TicketState.CALLBACK.value
+                for e in ticket.pending
+            ):  # rule B-3: a utility emergency is called back by telephone
+                await uow.tickets.add_task("phone_callback", ticket.id, self.clock.now(), B3_NOTE)
             await uow.tickets.save(ticket)
             await uow.commit()
         return ticket

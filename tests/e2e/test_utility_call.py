@@ -274,3 +274,33 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
         finally:
             await hang_up(ari, call_id)
             await asyncio.wait_for(call, 90)
+
+
+async def test_a_duty_line_that_hangs_up_at_once_is_passed_over_for_the_next(
+    lab: Lab, backend: Callable[..., LabBackend], ari: AriClient
+) -> None:
+    b = backend(**FAST)
+    token, _ = agent(b, "8001")
+    async with (
+        phone(lab, "8001", answer_after_ms=300, hold_ms=60000),
+        duty(lab, "utility-gas", "drop"),
+        duty(lab, "utility-gas-2", "answer", key_after_ms=800),
+    ):
+        call = asyncio.create_task(direct(lab, "12371", caller("3005"), 60000))
+        call_id = ""
+        try:
+            call_id = await talking(ari)
+            b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "gas"})
+
+            async def three() -> list[str] | None:
+                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
+                return channels if len(channels) == 3 else None
+
+            joined = await wait_for(three, timeout=40)
+            assert joined is not None and f"util-{call_id}-2" in joined, told(b)
+            rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
+            ends = [r["data"].split("|")[2] for r in rows if r["event"] == "UTILITYEND"]
+            assert ends == ["rejected"]  # answered and hung up at once: the next was rung
+        finally:
+            await hang_up(ari, call_id)
+            await asyncio.wait_for(call, 90)

@@ -97,3 +97,22 @@ async def test_a_conference_recording_is_taken_off_the_switch_onto_the_ticket(
     assert "conf-call-5" not in fake.stored  # off the switch once on the ticket
     await take(job)  # run twice: nothing more
     assert (await office.service.get(office.who["sup"], t.id)).recordings == ["conf-call-5"]
+
+
+async def test_a_utility_emergency_with_its_result_is_a_telephone_callback_task(
+    engine: AsyncEngine,
+) -> None:
+    # rule B-3: the unit fed its result back; the hotline calls the citizen back by telephone
+    office = Office(engine, "2026-12-03T16:00")
+    await office.staff()
+    t = await office.register(type="help", utility="water", call_id="call-7")
+    t = await office.service.three_way_call(conference("call-7", "PJSIP/utility-water-2"))
+    assert t is not None
+    aid = t.assignments[0].id
+    t = await office.act("water_h", t, "sign", assignment=aid)
+    t = await office.act("water_h", t, "draft_reply", assignment=aid, text="已抢修完毕，恢复供水。")
+    t = await office.act("water_l", t, "approve_reply", assignment=aid, approve=True)
+    assert not [x for x in await office.service.tasks(office.who["sup"]) if x.ticket == t.number]
+    t = await office.act("rev", t, "review", assignment=aid, passed=True)
+    tasks = [x for x in await office.service.tasks(office.who["sup"]) if x.ticket == t.number]
+    assert [(x.kind, "B-3" in x.note) for x in tasks] == [("phone_callback", True)]
