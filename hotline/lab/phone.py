@@ -170,6 +170,32 @@ REGISTER = """<?xml version="1.0" encoding="UTF-8" ?>
 """
 
 
+async def listening(
+    proc: asyncio.subprocess.Process | None, port: int, timeout: float = 10.0
+) -> bool:
+    """Until SIPp holds its UDP port (our own bind of it fails); False when it never does."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if proc is not None and proc.returncode is not None:
+            return False
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def stopped(proc: asyncio.subprocess.Process) -> str:
+    """Stop a SIPp process (if it still runs); what it printed."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    out, _ = await proc.communicate()
+    return out.decode(errors="replace")
+
+
 @dataclass
 class AgentPhone:
     """``async with AgentPhone(root, workdir, sip_port, "8001", password) as phone: …``"""
@@ -232,27 +258,12 @@ class AgentPhone:
 
     async def _listening(self, timeout: float = 10.0) -> None:
         """Until SIPp holds the handset's UDP port (our own bind of it fails)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            if self._proc is not None and self._proc.returncode is not None:
-                break
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.bind(("127.0.0.1", self.handset_port))
-                except OSError:
-                    return
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"the {self.extension} handset does not listen: {await self.stop()}")
+        if not await listening(self._proc, self.handset_port, timeout):
+            raise RuntimeError(f"the {self.extension} handset does not listen: {await self.stop()}")
 
     async def stop(self) -> str:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return self.output
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        out, _ = await proc.communicate()
-        self.output = out.decode(errors="replace")
+        self.output = await stopped(proc) if proc is not None else self.output
         return self.output
 
     async def wait(self, timeout: float) -> bool:
@@ -410,16 +421,8 @@ class DutyLine:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
         )
-        deadline = asyncio.get_running_loop().time() + 10
-        while asyncio.get_running_loop().time() < deadline:  # until SIPp holds the port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.bind(("127.0.0.1", self.port))
-                except OSError:
-                    return self
-            if self._proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
+        if await listening(self._proc, self.port):
+            return self
         out = await self.stop()
         raise RuntimeError(f"the {self.name} duty line does not listen: {out[-800:]}")
 
@@ -430,11 +433,5 @@ class DutyLine:
 
     async def stop(self) -> str:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return self.output
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        out, _ = await proc.communicate()
-        self.output = out.decode(errors="replace")
+        self.output = await stopped(proc) if proc is not None else self.output
         return self.output

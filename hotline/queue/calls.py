@@ -325,26 +325,22 @@ class QueueCalls:
     # -- the agent leg ---------------------------------------------------------------------
     async def agent(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
         """An agent leg entered the application: its events are its caller's; wait for its end."""
+        await self._leg(stasis, channel, args, "agent")
+
+    async def utility(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
+        """A utility's duty line rung for a three-way call (or the snoop that records it)."""
+        await self._leg(stasis, channel, args, "utility")
+
+    async def _leg(self, stasis: Stasis, channel: Event, args: list[str], role: str) -> None:
         leg = str(channel["id"])
         call = self.calls.get(args[0] if args else "")
-        if call is None or leg not in call.offers:
-            log.warning("queue: agent leg %s has no caller waiting; hung up", leg)
+        placed = call is not None and leg in (call.offers if role == "agent" else call.extra_legs)
+        if call is None or not placed:
+            log.warning("queue: %s leg %s has no call here; hung up", role, leg)
             await self._hang_up(leg)
             return
         stasis.own(leg, call)
         call.legs_in.setdefault(leg, asyncio.Event()).set()  # now it may be dialled
-        await call.legs_done.setdefault(leg, asyncio.Event()).wait()
-
-    async def utility(self, stasis: Stasis, channel: Event, args: list[str]) -> None:
-        """A utility's duty line rung for a three-way call entered the application."""
-        leg = str(channel["id"])
-        call = self.calls.get(args[0] if args else "")
-        if call is None or leg not in call.extra_legs:
-            log.warning("queue: utility leg %s has no call here; hung up", leg)
-            await self._hang_up(leg)
-            return
-        stasis.own(leg, call)
-        call.legs_in.setdefault(leg, asyncio.Event()).set()
         await call.legs_done.setdefault(leg, asyncio.Event()).wait()
 
     # -- the caller ------------------------------------------------------------------------

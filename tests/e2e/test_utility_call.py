@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,18 @@ async def hang_up(ari: AriClient, call_id: str) -> None:
             await ari.delete(f"/channels/{call_id}")
 
 
+def in_talk(
+    ari: AriClient, call_id: str, parties: int
+) -> Callable[[], Awaitable[list[str] | None]]:
+    """A check: the call's talk bridge holds this many channels (they, or None)."""
+
+    async def check() -> list[str] | None:
+        channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
+        return list(channels) if len(channels) == parties else None
+
+    return check
+
+
 async def talking(ari: AriClient) -> str:
     async def talk() -> list[str]:
         found = await bridges(ari)
@@ -85,11 +97,7 @@ async def test_the_second_duty_number_answers_three_share_a_bridge_and_two_stay(
             b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "water"})
             leg, agent_leg = f"util-{call_id}-2", f"offer-{call_id}-1"
 
-            async def three() -> list[str] | None:
-                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
-                return channels if len(channels) == 3 else None
-
-            joined = await wait_for(three, timeout=40)
+            joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
             assert joined is not None, told(b) + second.output[-2000:]
             assert set(joined) == {call_id, agent_leg, leg}  # one bridge, three parties
             found = await bridges(ari)
@@ -97,10 +105,7 @@ async def test_the_second_duty_number_answers_three_share_a_bridge_and_two_stay(
 
             await ari.delete(f"/channels/{agent_leg}")  # the agent hangs up and leaves
 
-            async def two() -> list[str] | None:
-                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
-                return channels if set(channels) == {call_id, leg} else None
-
+            two = in_talk(ari, call_id, 2)
             assert await wait_for(two, timeout=15), told(b)
             await asyncio.sleep(1.5)
             assert set(await two() or []) == {call_id, leg}  # they go on talking
@@ -228,11 +233,7 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
             await shots.take("registered")
             await page.get_by_test_id("utility-water").click()  # 接通水务
 
-            async def three() -> list[str] | None:
-                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
-                return channels if len(channels) == 3 else None
-
-            joined = await wait_for(three, timeout=40)
+            joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
             assert joined is not None, told(b)
             assert set(joined) == {call_id, f"offer-{call_id}-1", f"util-{call_id}-1"}
             await page.locator(".el-alert").filter(has_text="三方通话已接通").wait_for(timeout=STEP)
@@ -253,11 +254,8 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
 
             await ari.delete(f"/channels/offer-{call_id}-1")  # the agent leaves
 
-            async def two() -> list[str] | None:
-                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
-                return channels if set(channels) == {call_id, f"util-{call_id}-1"} else None
-
-            assert await wait_for(two, timeout=15), told(b)
+            two = await wait_for(in_talk(ari, call_id, 2), timeout=15)
+            assert set(two or []) == {call_id, f"util-{call_id}-1"}, told(b)
             await asyncio.sleep(4)  # the duty line speaks; the citizen hears it (recorded)
             await hang_up(ari, call_id)  # the citizen hangs up last: the call is over
 
@@ -292,11 +290,7 @@ async def test_a_duty_line_that_hangs_up_at_once_is_passed_over_for_the_next(
             call_id = await talking(ari)
             b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "gas"})
 
-            async def three() -> list[str] | None:
-                channels = (await bridges(ari)).get(f"talk-{call_id}", {}).get("channels", [])
-                return channels if len(channels) == 3 else None
-
-            joined = await wait_for(three, timeout=40)
+            joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
             assert joined is not None and f"util-{call_id}-2" in joined, told(b)
             rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
             ends = [r["data"].split("|")[2] for r in rows if r["event"] == "UTILITYEND"]
