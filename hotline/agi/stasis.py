@@ -38,6 +38,7 @@ RESYNC = "HotlineResync"  # a synthetic event: the socket was down, look again
 DEFAULT_ROLE = "ivr"
 ORIGINATED = frozenset({"agent", "survey", "utility"})  # legs the backend dials out
 ORIGINATED_PREFIXES = ("offer-", "survey-", "utility-")  # their fixed channel ids
+SNOOP_PREFIX = "snoop-"  # a call's recording channel (hotline/queue/conference.py)
 QUEUE_CONTEXT = "hotline-queue"  # the dialplan context of callers handed to the queue
 ADOPTED = "adopted"
 ADOPT_SETTLE = 0.5  # seconds between listing the channels and adopting the unowned ones
@@ -151,6 +152,8 @@ class Stasis:
                 continue
             for ident in app.get("channel_ids") or []:
                 if ident in self.running or ident in self.owners or ident in talking:
+                    continue
+                if str(ident).startswith(SNOOP_PREFIX):  # a recording: it ends with its call
                     continue
                 with contextlib.suppress(AriError):
                     await self._take(str(ident), here=ours)

@@ -44,7 +44,7 @@ from hotline.clock import Clock
 from hotline.config.settings import QueueSettings
 from hotline.errors import AriError
 from hotline.privacy import mask_phone
-from hotline.queue.acd import OfferDecision, Priority, classify
+from hotline.queue.acd import OfferDecision, Priority, QueueEvent, classify
 from hotline.queue.agent import AgentStateError
 from hotline.queue.conference import CONFERENCE, Conferences
 from hotline.queue.service import QueueService
@@ -180,6 +180,8 @@ class QueueCalls:
         self.leg_enters = LEG_ENTERS
         self.ringing: list[Callable[[Ringing], None]] = []  # the softphone bridge's pops
         self.conferences: Conferences | None = None  # the utility three-way call (H-6)
+        # three-way calls whose node stopped, watched here: call id -> utility leg -> number
+        self.orphans: dict[str, dict[str, str]] = {}
 
     def roles(self) -> dict[str, RoleHandler]:
         return {
@@ -205,6 +207,7 @@ class QueueCalls:
         await self.service.reconcile(live | placing | set(self.calls), RECONCILE_GRACE)
         # a live node's bridge is its own, even empty or half-filled for a moment
         run = await self.stasis.run_by_live_nodes() if self.stasis is not None else set()
+        seen: set[str] = set()
         for bridge in await self.ari.get("/bridges") or []:
             ident = str(bridge.get("id", ""))
             kind, _, call_id = ident.partition("-")
@@ -212,6 +215,10 @@ class QueueCalls:
                 continue
             left = [str(c) for c in bridge.get("channels") or []]
             if any(c in run for c in left):
+                continue
+            if kind == "talk" and (call_id in self.orphans or _utility_legs(call_id, left)):
+                seen.add(call_id)
+                await self._orphan_conference(call_id, left, ident)
                 continue
             if kind == "talk" and len(left) == 1:  # its node stopped and one side hung up
                 log.warning("queue: %s alone in %s (its node stopped); hung up", left[0], ident)
@@ -221,6 +228,52 @@ class QueueCalls:
                 log.warning("queue: bridge %s left behind; deleted", ident)
                 with contextlib.suppress(AriError):
                     await self.ari.delete(f"/bridges/{ident}")
+        for call_id in set(self.orphans) - seen:  # its bridge is gone: everyone hung up
+            await self._orphan_ended(call_id, set())
+
+    async def _orphan_conference(self, call_id: str, left: list[str], bridge: str) -> None:
+        """A three-way call whose node stopped goes on (rule H-6); this node watches it: the
+        utility legs that end are logged, the citizen's end ends the others, and the recording
+        goes to the ticket when it is over."""
+        legs = _utility_legs(call_id, left)
+        if call_id not in self.orphans:
+            log.warning("queue: the three-way call %s goes on without its node; watched", call_id)
+        known = self.orphans.setdefault(call_id, {})
+        for leg in legs:
+            if leg not in known:
+                channel = await self.ari.get(f"/channels/{leg}") or {}
+                name = str(channel.get("name") or "")
+                known[leg] = name.rsplit("-", 1)[0] if name.count("-") >= 2 else name
+        if call_id not in left or len(left) == 1:  # the citizen hung up, or is alone now
+            for ident in left:
+                await self._hang_up(ident)
+            with contextlib.suppress(AriError):
+                await self.ari.delete(f"/bridges/{bridge}")
+            await self._orphan_ended(call_id, set())
+            return
+        await self._orphan_ended(call_id, set(legs), final=False)
+
+    async def _orphan_ended(self, call_id: str, live: set[str], final: bool = True) -> None:
+        known = self.orphans.get(call_id, {})
+        now = self.clock.monotonic()
+        for leg in [x for x in known if x not in live]:
+            number = known.pop(leg)
+            self.service.log.add(
+                [QueueEvent(now, call_id, "NONE", "UTILITYEND", (number, leg, "completed"))]
+            )
+        if not final:
+            return
+        self.orphans.pop(call_id, None)
+        name = f"conf-{call_id}"
+        for where in ("stored", "live"):
+            try:
+                await self.ari.get(f"/recordings/{where}/{name}")
+            except AriError:
+                continue
+            if self.conferences is not None:
+                for hook in self.conferences.recorded:
+                    hook(call_id, name)
+            break
 
     # -- the service's call control ----------------------------------------------------------
     @property
@@ -780,6 +833,10 @@ class QueueCalls:
             with contextlib.suppress(AriError):
                 await self.ari.post(f"/bridges/{call.hold}/removeChannel", channel=call.call_id)
         await self.ari.post(f"/channels/{call.call_id}/continue")
+
+
+def _utility_legs(call_id: str, channels: list[str]) -> list[str]:
+    return [c for c in channels if c.startswith(f"utility-{call_id}-")]
 
 
 def _dial_status(event: Event) -> str:

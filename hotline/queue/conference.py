@@ -4,7 +4,7 @@ Theory of operation. An agent talking with a caller asks for the conference (the
 ``utility`` command). The caller's own task (:meth:`hotline.queue.calls.QueueCalls._talk`)
 runs it, so one task still owns every event of the call: the caller goes to its holding bridge
 with music; the directory's duty numbers for the utility that cover the hour are rung one after
-the other — ``/channels/create`` with a fixed channel id per attempt (``util-<call>-<n>``: a
+the other — ``/channels/create`` with a fixed channel id per attempt (``utility-<call>-<n>``: a
 repeat is a 409, never a second ringing phone), the hotline's number as caller id, the role
 ``utility``, then ``/dial``. A number that answers hears the notice (the hotline, an urgent
 repair, the ticket's number — never who called) and joins the talk bridge when it presses 1 or
@@ -129,7 +129,7 @@ class Conferences:
                 playbackId=f"consent-{call.call_id}-{len(call.utility_attempts)}",
             )
         for n, duty in enumerate(numbers, start=1 + len(call.utility_attempts)):
-            leg = f"util-{call.call_id}-{n}"
+            leg = f"utility-{call.call_id}-{n}"
             attempt = await self._attempt(call, agent_leg, leg, duty, ticket, deferred)
             attempts.append(attempt)
             call.utility_attempts.append(attempt)

@@ -95,7 +95,7 @@ async def test_the_second_duty_number_answers_three_share_a_bridge_and_two_stay(
         try:
             call_id = await talking(ari)
             b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "water"})
-            leg, agent_leg = f"util-{call_id}-2", f"offer-{call_id}-1"
+            leg, agent_leg = f"utility-{call_id}-2", f"offer-{call_id}-1"
 
             joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
             assert joined is not None, told(b) + second.output[-2000:]
@@ -173,7 +173,7 @@ async def test_a_declining_line_is_rejected_and_the_caller_hanging_up_cancels_th
         try:
             call_id = await talking(ari)
             b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "power"})
-            leg = f"util-{call_id}-2"
+            leg = f"utility-{call_id}-2"
 
             async def rung() -> bool:
                 return any(c["id"] == leg for c in await ari.get("/channels"))
@@ -204,8 +204,9 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
 
     b = backend(**FAST, HOTLINE_QUEUE_WIDEN_AFTER="0", HOTLINE_QUEUE_WIDEN_ALL_AFTER="0")
     b.cli("units", "add", "--id", "water", "--name", "市水务集团")
-    b.user("水务经办", "unit_handler", "water")
-    b.user("水务领导", "unit_leader", "water")
+    handler = b.user("水务经办", "unit_handler", "water")
+    leader = b.user("水务领导", "unit_leader", "water")
+    reviewer = b.user("审核", "reviewer")
     token = b.user("坐席一", "agent")
     who = caller("3004")
     async with (
@@ -235,7 +236,7 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
 
             joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
             assert joined is not None, told(b)
-            assert set(joined) == {call_id, f"offer-{call_id}-1", f"util-{call_id}-1"}
+            assert set(joined) == {call_id, f"offer-{call_id}-1", f"utility-{call_id}-1"}
             await page.locator(".el-alert").filter(has_text="三方通话已接通").wait_for(timeout=STEP)
             await shots.take("three-way")
 
@@ -255,7 +256,7 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
             await ari.delete(f"/channels/offer-{call_id}-1")  # the agent leaves
 
             two = await wait_for(in_talk(ari, call_id, 2), timeout=15)
-            assert set(two or []) == {call_id, f"util-{call_id}-1"}, told(b)
+            assert set(two or []) == {call_id, f"utility-{call_id}-1"}, told(b)
             await asyncio.sleep(4)  # the duty line speaks; the citizen hears it (recorded)
             await hang_up(ari, call_id)  # the citizen hangs up last: the call is over
 
@@ -268,6 +269,26 @@ async def test_a_water_emergency_from_the_ivr_put_through_from_the_console(
             assert await wait_for(attached, timeout=30), told(b)
             audio = b.api(token, "GET", f"/api/v1/tickets/{mine['number']}/recordings/{name}")
             assert loudest(audio) > 1000, "the recording is silent"  # it has sound
+
+            # the unit feeds its result back; then the citizen is called back by telephone
+            ref = f"/api/v1/tickets/{mine['number']}/actions"
+            aid = ticket["assignments"][0]["id"]
+            steps = [
+                (handler, "sign", {}),
+                (handler, "draft_reply", {"text": "已关阀抢修，恢复供水并清理路面。"}),
+                (leader, "approve_reply", {"approve": True}),
+                (reviewer, "review", {"passed": True}),
+            ]
+            for who_acts, action, body in steps:
+                version = b.api(token, "GET", f"/api/v1/tickets/{mine['number']}")["version"]
+                b.api(
+                    who_acts,
+                    "POST",
+                    f"{ref}/{action}",
+                    {"version": version, "assignment": aid, **body},
+                )
+            tasks = b.api(token, "GET", "/api/v1/tasks")["tasks"]
+            assert [t["kind"] for t in tasks if t["ticket"] == mine["number"]] == ["phone_callback"]
             await browser.close()
         finally:
             await hang_up(ari, call_id)
@@ -291,10 +312,71 @@ async def test_a_duty_line_that_hangs_up_at_once_is_passed_over_for_the_next(
             b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "gas"})
 
             joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
-            assert joined is not None and f"util-{call_id}-2" in joined, told(b)
+            assert joined is not None and f"utility-{call_id}-2" in joined, told(b)
             rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
             ends = [r["data"].split("|")[2] for r in rows if r["event"] == "UTILITYEND"]
             assert ends == ["rejected"]  # answered and hung up at once: the next was rung
         finally:
             await hang_up(ari, call_id)
             await asyncio.wait_for(call, 90)
+
+
+async def test_a_backend_restarted_mid_conference_leaves_the_call_going_and_records_its_end(
+    lab: Lab, backend: Callable[..., LabBackend], ari: AriClient
+) -> None:
+    b = backend(**FAST)
+    token, _ = agent(b, "8001")
+    async with (
+        phone(lab, "8001", answer_after_ms=300, hold_ms=60000),
+        duty(lab, "utility-water", "answer", key_after_ms=800),
+    ):
+        call = asyncio.create_task(direct(lab, "12371", caller("3006"), 60000))
+        call_id = ""
+        try:
+            call_id = await talking(ari)
+            ticket = b.api(
+                token,
+                "POST",
+                "/api/v1/tickets",
+                {"type": "help", "channel": "phone", "content": "水管爆裂", "call_id": call_id},
+            )
+            b.api(token, "POST", f"/api/v1/agents/me/calls/{call_id}/utility", {"utility": "water"})
+            leg, agent_leg = f"utility-{call_id}-1", f"offer-{call_id}-1"
+            joined = await wait_for(in_talk(ari, call_id, 3), timeout=40)
+            assert joined is not None, told(b)
+            await wait_for(lambda: recording_live(ari, f"conf-{call_id}"), timeout=15)
+
+            b.kill9()  # the node dies mid-conference
+            b.start(upgrade=False)
+            await asyncio.sleep(3)
+            assert set(await in_talk(ari, call_id, 3)() or []) == {call_id, agent_leg, leg}
+            await ari.delete(f"/channels/{agent_leg}")  # the agent leaves after the restart
+            assert await wait_for(in_talk(ari, call_id, 2), timeout=15)
+            await hang_up(ari, call_id)  # the citizen hangs up: the new node ends the utility
+
+            async def utility_gone() -> bool:
+                return not any(c["id"] == leg for c in await ari.get("/channels"))
+
+            assert await wait_for(utility_gone, timeout=20), told(b)
+            rows = await queue_log(b.env["HOTLINE_DATABASE_URL"])
+            ends = [r["data"].split("|") for r in rows if r["event"] == "UTILITYEND"]
+            assert [(e[0], e[1], e[2]) for e in ends] == [
+                ("PJSIP/utility-water", leg, "completed")
+            ], told(b)
+
+            async def attached() -> bool:
+                found = b.api(token, "GET", f"/api/v1/tickets/{ticket['number']}")
+                return f"conf-{call_id}" in found["recordings"]
+
+            assert await wait_for(attached, timeout=30), told(b)
+        finally:
+            await hang_up(ari, call_id)
+            await asyncio.wait_for(call, 90)
+
+
+async def recording_live(ari: AriClient, name: str) -> bool:
+    try:
+        await ari.get(f"/recordings/live/{name}")
+    except Exception:
+        return False
+    return True

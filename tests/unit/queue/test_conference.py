@@ -14,7 +14,7 @@ from hotline.queue.conference import Conferences, outcome_of
 from hotline.utility.directory import load
 from tests.unit.queue.test_queue_calls import CALL, World, a_world, talking, until
 
-UTIL1, UTIL2 = f"util-{CALL}-1", f"util-{CALL}-2"
+UTIL1, UTIL2 = f"utility-{CALL}-1", f"utility-{CALL}-2"
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ async def test_the_citizen_hanging_up_while_the_utility_rings_cancels_it(world: 
     leg = await talking(world)
     await world.calls.conference(CALL, "gas")
     await until(lambda: world.sent("POST", "/channels/create")[1:])  # the agent's, then gas
-    utility = f"util-{CALL}-1"
+    utility = f"utility-{CALL}-1"
     utility_enters(world, utility)
     await until(lambda: world.sent("POST", f"/channels/{utility}/dial"))
     world.gone(CALL)
@@ -118,7 +118,7 @@ async def test_the_citizen_hanging_up_while_the_utility_rings_cancels_it(world: 
     await until(lambda: world.sent("DELETE", f"/channels/{leg}"))
     assert (CALL, "a1", "COMPLETECALLER") in world.records()
     created = [r.params.get("channelId") for r in world.sent("POST", "/channels/create")]
-    assert f"util-{CALL}-2" not in created  # nothing rings on
+    assert f"utility-{CALL}-2" not in created  # nothing rings on
 
 
 async def test_every_number_failing_leaves_the_citizen_with_the_agent_and_says_so(
@@ -129,13 +129,13 @@ async def test_every_number_failing_leaves_the_citizen_with_the_agent_and_says_s
     world.calls.conferences.results.append(lambda agent, result: told.append((agent, result)))
     await talking(world)
     await world.calls.conference(CALL, "power")
-    utility_enters(world, f"util-{CALL}-1")
-    await until(lambda: world.sent("POST", f"/channels/util-{CALL}-1/dial"))
-    world.fake.channels.pop(f"util-{CALL}-1")
+    utility_enters(world, f"utility-{CALL}-1")
+    await until(lambda: world.sent("POST", f"/channels/utility-{CALL}-1/dial"))
+    world.fake.channels.pop(f"utility-{CALL}-1")
     world.stasis.dispatch(
-        {"type": "ChannelDestroyed", "channel": {"id": f"util-{CALL}-1"}, "cause": 21}
+        {"type": "ChannelDestroyed", "channel": {"id": f"utility-{CALL}-1"}, "cause": 21}
     )
-    utility_enters(world, f"util-{CALL}-2")  # rings out (no answer within ring_timeout)
+    utility_enters(world, f"utility-{CALL}-2")  # rings out (no answer within ring_timeout)
     await until(lambda: told)
     agent, result = told[0]
     assert agent == "a1"
