@@ -126,6 +126,7 @@ async def test_a_supervisors_console_shows_the_sla_watchs_notice_as_it_is_raised
         agent, boss = user(env, "坐席一", "agent"), user(env, "班长", "supervisor")
         duty = user(env, "值班领导", "duty_leader")
         user(env, "水务经办", "unit_handler", "water")
+        user(env, "水务领导", "unit_leader", "water")  # a staffed unit (D-7)
         backend = Backend(env).start()
         try:
             async with async_playwright() as p:
