@@ -1,0 +1,1 @@
+"""Automated satisfaction callbacks (rules B-1 … B-3; issue 14)."""
