@@ -52,6 +52,9 @@ from hotline.appkeys import (
     WRITER,
 )
 from hotline.background import Background
+from hotline.callbacks import http as callbacks_http
+from hotline.callbacks.dialer import Dialer, SurveyCalls
+from hotline.callbacks.handlers import CallbackJobs
 from hotline.clock import Clock, SystemClock
 from hotline.config.settings import Settings
 from hotline.errors import NotMigrated
@@ -93,6 +96,7 @@ from hotline.utility.recordings import TAKE_CONFERENCE_RECORDING, ConferenceReco
 
 log = logging.getLogger(__name__)
 
+SURVEY_CALLS = web.AppKey("survey_calls", SurveyCalls)
 CALENDAR_WARNING_DAYS = 60  # warn this long before the working calendar runs out
 STATE_TIMEOUT = 0.5  # seconds a live call may wait on shared state before we go on without it
 PROBE_INTERVAL = 0.5  # seconds between probes of the database, Redis and ARI
@@ -170,6 +174,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[JOURNAL] = SqlCallJournal(engine)
         app[tickets_http.TICKETS_ENGINE] = engine
         app[tickets_http.SERVICE] = service
+        app[callbacks_http.CAMPAIGNS] = bootstrap.campaigns(settings, engine, app[CLOCK])
         app[edge.AUTH] = edge.Authenticator(
             lambda token: authenticate(engine, token),
             failures=settings.server.auth_max_failures,
@@ -315,6 +320,8 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
     app[WRITER] = JournalWriter(app[JOURNAL], spool=settings.server.spool_dir / "journal")
     app[MESSAGES_KEY] = None
     app[utility_http.CONFERENCE_RECORDINGS] = None
+    callback = settings.callback
+    app[SURVEY_CALLS] = SurveyCalls(None, "")
     stasis = None
     if client is not None:
         ari = client
@@ -334,11 +341,22 @@ async def _ari(app: web.Application) -> AsyncIterator[None]:
         mine = family + app[NODE]
         beats = app[BEATS]
         queue_calls = QueueCalls(client, mine, app[QUEUE], settings.queue, app[CLOCK])
+        surveys = SurveyCalls(  # the satisfaction callbacks' calls (rule B-1)
+            client,
+            mine,
+            endpoint=callback.endpoint,
+            caller_id=callback.caller_id,
+            ring_timeout=callback.ring_timeout,
+            key_timeout=callback.key_timeout,
+            call_seconds=callback.call_seconds,
+            reason_seconds=callback.reason_seconds,
+        )
+        app[SURVEY_CALLS] = surveys
         stasis = StasisApp(
             client,
             mine,
             handler,
-            queue_calls.roles(),
+            {**queue_calls.roles(), **surveys.roles()},
             dead_man=settings.queue.dead_man_seconds,
             family=family,
             peers=None if beats is None else beats.alive,
@@ -497,9 +515,27 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             push=app[CONSOLE_OUTBOX].publish,
             sms=texts,
             conference_recordings=app[utility_http.CONFERENCE_RECORDINGS],
+            callbacks=CallbackJobs(
+                app[callbacks_http.CAMPAIGNS],
+                service,
+                texts,
+                evaluate_url=settings.callback.evaluate_url,
+                timezone=settings.city.timezone,
+                recordings=app[utility_http.CONFERENCE_RECORDINGS],
+            ),
         ),
         poll=JOB_POLL,
     )
+    campaigns = app[callbacks_http.CAMPAIGNS]
+    dialer = Dialer(
+        campaigns,
+        app[SURVEY_CALLS],
+        service.callback_contact,
+        clock,
+        app[NODE],
+        poll=settings.callback.poll,
+    )
+    campaigns.on_change.extend([worker.poke, dialer.poke])
     if service.outbox is not None:
         service.outbox.on_commit = worker.poke
     if service.watch is not None:
@@ -509,6 +545,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await health.probe_all()  # /readyz knows where it stands from the first request on
     tasks.submit(health.run(), "dependency watch")
     tasks.submit(worker.run(), "jobs")
+    tasks.submit(dialer.run(), "satisfaction callbacks")
     tasks.submit(_periodic(clock, JOURNAL_FLUSH, "journal spool", writer.flush), "journal spool")
     queue, presence = app[QUEUE], app[PRESENCE]
     if isinstance(presence, AcdPresence):  # agents on duty before a restart are back
@@ -568,6 +605,9 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     tickets_http.setup(app)
     queue_http.setup(app)
     utility_http.setup(app, directory.load(settings.utility.directory_file, settings.city.timezone))
+    callbacks_http.setup(app)
+    more: list[queue_http.MoreMetrics] = [callbacks_http.metrics_text]
+    app[queue_http.MORE_METRICS] = more
     console_ws.setup(app)
     console_files.setup(app)
     return app

@@ -8,10 +8,15 @@ engines and clients are passed in by whoever owns their lifecycle.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.agi.ari import AriPort
 from hotline.agi.fastagi import Handler
+from hotline.callbacks.handlers import CallbackJobs
+from hotline.callbacks.plan import CallWindow, Campaign
+from hotline.callbacks.store import DECIDE, EVALUATION_MESSAGE, START, Campaigns
 from hotline.clock import Clock
 from hotline.config.settings import Settings
 from hotline.ivr.ari_channel import CallHandler
@@ -23,7 +28,7 @@ from hotline.jobs import Job, Outbox
 from hotline.queue.presence import AgentPresence
 from hotline.ticketing.calendar import WorkingCalendar
 from hotline.ticketing.notices import SEND_SMS, Notifier, Push, SmsGateway
-from hotline.ticketing.service import VOICE_MESSAGE_LEFT, TicketService
+from hotline.ticketing.service import CALLBACK_DUE, VOICE_MESSAGE_LEFT, TicketService
 from hotline.ticketing.sla import SlaEngine
 from hotline.ticketing.sla_watch import TIMER, SlaWatch, SmsSender, TimerSync
 from hotline.utility.recordings import TAKE_CONFERENCE_RECORDING, ConferenceRecordings
@@ -34,6 +39,7 @@ TAKE_VOICE_MESSAGE = "voice_message.take"
 # callbacks of the later issues register here.
 EVENT_ROUTES: dict[str, tuple[str, ...]] = {
     VOICE_MESSAGE_LEFT: (TAKE_VOICE_MESSAGE,),
+    CALLBACK_DUE: (START,),  # rule B-1: the satisfaction callback's campaign
 }
 
 
@@ -60,6 +66,34 @@ def ticket_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> Tic
         watch=TimerSync(
             settings.watch, sla.calendar, clock, multi_days=settings.rules.assign_multi_days
         ),
+    )
+
+
+def callback_campaign(settings: Settings) -> Campaign:
+    """The campaign's policy as configured (``[callback]``)."""
+    c = settings.callback
+    start, _, end = c.window.partition("-")
+    close = dt.time.max if end == "24:00" else dt.time.fromisoformat(end)
+    window = CallWindow(
+        dt.time.fromisoformat(start),
+        close,
+        frozenset(int(d) for d in c.days),
+        settings.city.timezone,
+    )
+    spacing = {k: dt.timedelta(seconds=float(v)) for k, v in c.spacing.items()}
+    return Campaign(window, c.attempts, spacing, dt.timedelta(seconds=c.call_seconds))
+
+
+def campaigns(settings: Settings, engine: AsyncEngine, clock: Clock) -> Campaigns:
+    c = settings.callback
+    lease = dt.timedelta(seconds=c.ring_timeout + c.call_seconds + 60)  # past any call's end
+    return Campaigns(
+        engine,
+        callback_campaign(settings),
+        clock,
+        cap=c.max_calls,
+        lease=lease,
+        unreached=c.unreached,
     )
 
 
@@ -90,10 +124,15 @@ def job_handlers(
     push: Push | None = None,
     sms: SmsGateway | None = None,
     conference_recordings: ConferenceRecordings | None = None,
+    callbacks: CallbackJobs | None = None,
 ) -> dict[str, JobHandler]:
     """The durable jobs this node runs, by kind: voice messages taken from the switch, the SLA
     watch's timers (``push``: the console socket), and the SMS the emergency plan sends."""
     handlers: dict[str, JobHandler] = {}
+    if callbacks is not None:
+        handlers[START] = callbacks.start
+        handlers[DECIDE] = callbacks.decide
+        handlers[EVALUATION_MESSAGE] = callbacks.message
     if conference_recordings is not None:
         handlers[TAKE_CONFERENCE_RECORDING] = conference_recordings.take
     if tickets is not None and tickets.watch is not None:

@@ -311,6 +311,72 @@ class UtilitySettings:
     caller_id: str = setting("12345", doc="the hotline's number the duty line sees")
 
 
+def _window(v: str) -> str | None:
+    expected = "a period like 09:00-20:00 (24:00 for midnight), start before end"
+    m = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", v)
+    if not m:
+        return expected
+    h1, m1, h2, m2 = (int(x) for x in m.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+        return expected
+    return None if (h1, m1) < (h2, m2) else expected
+
+
+def _weekdays(v: str) -> str | None:
+    ok = v and set(v) <= set("1234567") and len(set(v)) == len(v)
+    return None if ok else "ISO weekdays as digits, e.g. 1234567 (1 = Monday)"
+
+
+CALLBACK_OUTCOMES = ("busy", "no_answer", "rejected", "hung_up", "no_key", "failed")
+DEFAULT_SPACING = {
+    "busy": "600",
+    "no_answer": "3600",
+    "hung_up": "3600",
+    "no_key": "7200",
+    "rejected": "7200",
+    "failed": "1800",
+}
+
+
+def _spacing(v: dict[str, str]) -> str | None:
+    expected = f"seconds for each outcome: {', '.join(CALLBACK_OUTCOMES)}"
+    if set(v) != set(CALLBACK_OUTCOMES):
+        return expected
+    try:
+        return None if all(float(x) > 0 for x in v.values()) else expected
+    except ValueError:
+        return expected
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    """Satisfaction callbacks (rules B-1 … B-3; hotline/callbacks/): the campaign's calls."""
+
+    window: str = setting("09:00-20:00", _window, "city time a citizen may be called")
+    days: str = setting("1234567", _weekdays, "ISO weekdays calls are placed on")
+    attempts: int = setting(3, _positive, "survey calls before self-evaluation")
+    spacing: dict[str, str] = setting(DEFAULT_SPACING, _spacing, "outcome -> seconds to wait")
+    call_seconds: float = setting(180.0, _positive, "a survey call's length, ringing included")
+    max_calls: int = setting(10, _positive, "survey calls at once, across nodes")
+    ring_timeout: float = setting(30.0, _positive, "seconds the citizen's phone rings")
+    key_timeout: float = setting(8.0, _positive, "seconds to press 1/2/3 after the question")
+    reason_seconds: int = setting(60, _positive, "the longest reason said for key 3")
+    endpoint: str = setting(
+        "PJSIP/{number}@citizen-trunk", doc="the dial string; {number} is the citizen's"
+    )
+    caller_id: str = setting("12345", doc="the hotline's number the citizen sees")
+    unreached: str = setting(
+        "no_objection",
+        _one_of("no_objection", "office"),
+        "never reached and no self-evaluation by the deadline: closed as no objection, or "
+        "left to the office",
+    )
+    evaluate_url: str = setting(
+        "http://127.0.0.1:8080/evaluate/", doc="the public page's address in the message"
+    )
+    poll: float = setting(1.0, _positive, "seconds between looks for due callbacks")
+
+
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = setting("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -409,6 +475,16 @@ DEFAULT_TEXTS = {
     "queue_minutes": "分钟。",
     "fallback": "系统繁忙，正在为您转接人工服务，请稍候。",
     "voicemail": "现在无人接听，请在提示音后留言，留言后请挂机，我们会尽快回复您。",
+    # the satisfaction survey when the hotline calls back (rule B-1): the ticket, not the person
+    "survey_intro": "您好，这里是幺二三四五政务服务热线，现对您反映的诉求进行满意度回访。",
+    "survey_ticket": "工单编号",
+    "survey_type_consultation": "诉求类型，咨询。",
+    "survey_type_help": "诉求类型，求助。",
+    "survey_type_suggestion": "诉求类型，建议。",
+    "survey_type_complaint": "诉求类型，投诉举报。",
+    "survey_menu": "满意请按1，基本满意请按2，不满意请按3。",
+    "survey_reason": "请在提示音后说明不满意的原因，说完请按井号键。",
+    "survey_thanks": "感谢您的评价，我们会认真处理。再见。",
     # Spoken numbers: digits of ticket numbers, and the days and months of dates.
     **{f"digit_{d}": w for d, w in zip("0123456789", "零幺二三四五六七八九", strict=True)},
     **{
@@ -519,6 +595,7 @@ class Settings:
     rules: RulesSettings = field(default_factory=RulesSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     utility: UtilitySettings = field(default_factory=UtilitySettings)
+    callback: CallbackSettings = field(default_factory=CallbackSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     ari: AriSettings = field(default_factory=AriSettings)
 
@@ -574,7 +651,11 @@ def _to_path(raw: Any, from_env: bool) -> Path:
 def _to_table(raw: Any, from_env: bool) -> dict[str, str]:
     if isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values()):
         return {str(k): v for k, v in raw.items()}
-    raise ValueError("a table of strings (set it in the TOML file)")
+    if from_env and isinstance(raw, str):  # key=value,key=value
+        pairs = [p.partition("=") for p in raw.split(",") if p.strip()]
+        if pairs and all(sep and k.strip() for k, sep, _ in pairs):
+            return {k.strip(): v.strip() for k, _, v in pairs}
+    raise ValueError("a table of strings (in the TOML file, or key=value,key=value)")
 
 
 _COERCE: dict[Any, Callable[[Any, bool], Any]] = {

@@ -342,21 +342,23 @@ DUTY_REFUSE = """  <send>
 """
 
 DUTY_KEY = """  <pause milliseconds="{after_ms}"/>
-  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>
+  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_{key}.pcap"/></action></nop>
 """
-DUTY_SPEAK = """  <pause milliseconds="1500"/>
+DUTY_SPEAK = """  <pause milliseconds="{after_ms}"/>
   <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>
 """
+SPEECH_MS = 8000  # SIPp's g711a.pcap lasts about this long; the next one starts after it
 
 
 @dataclass
 class DutyLine:
     """A utility's duty line in the lab (rule H-6): SIPp as a UAS on the port the lab's PJSIP
     endpoint ``utility-<name>`` points at (:func:`hotline.lab.render.utility_port`), no
-    registration. ``mode``: ``answer`` (after ``answer_after_ms``; presses 1 ``key_after_ms``
-    after the answer, then speaks — SIPp's G.711 sample — and stays ``hold_ms`` unless hung
-    up), ``drop`` (answers and hangs up at once), ``ring`` (never answers; takes the CANCEL),
-    ``busy`` (486) or ``decline`` (603)."""
+    registration — a citizen's phone for the survey calls too. ``mode``: ``answer`` (after
+    ``answer_after_ms``; presses ``key`` ``key_after_ms`` after the answer, then speaks — SIPp's
+    G.711 sample, ``speeches`` times — and stays ``hold_ms`` unless hung up), ``drop`` (answers
+    and hangs up at once), ``ring`` (never answers; takes the CANCEL), ``busy`` (486) or
+    ``decline`` (603)."""
 
     root: Path
     workdir_in_root: str
@@ -365,6 +367,9 @@ class DutyLine:
     mode: str = "answer"
     answer_after_ms: int = 500
     key_after_ms: int = 1500
+    key: str = "1"  # the key it presses (a citizen answering the survey: 1, 2 or 3)
+    speak_after_ms: int = 1500  # after the key, then speaks ``speeches`` times back to back
+    speeches: int = 1
     hold_ms: int = 60000
     calls: int = 1
     output: str = ""
@@ -391,7 +396,11 @@ class DutyLine:
             answer_after_ms=self.answer_after_ms, hold_ms=self.hold_ms, **names
         )
         head, ack, rest = answer.partition('  <recv request="ACK" crlf="true"/>\n')
-        keyed = head + ack + DUTY_KEY.format(after_ms=self.key_after_ms) + DUTY_SPEAK + rest
+        speech = DUTY_SPEAK.format(after_ms=self.speak_after_ms) + "".join(
+            DUTY_SPEAK.format(after_ms=SPEECH_MS) for _ in range(self.speeches - 1)
+        )
+        key = DUTY_KEY.format(after_ms=self.key_after_ms, key=self.key)
+        keyed = head + ack + key + speech + rest
         return DUTY_HEAD.format(remember=REMEMBER_FROM) + ring + keyed + HANDSET_TAIL
 
     async def __aenter__(self) -> DutyLine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from hotline.callbacks import store  # noqa: F401
 from hotline.db import metadata
 from hotline.ivr import journal_sql  # noqa: F401  (registers its tables on the metadata)
 from hotline.ticketing import tables  # noqa: F401

@@ -24,6 +24,9 @@ from hotline.queue.views import agent_json, waiting_json
 from hotline.ticketing.model import Role
 from hotline.web import Handler, current_user, json_body, ok
 
+MoreMetrics = Callable[[web.Application], Awaitable[bytes]]
+MORE_METRICS: web.AppKey[list[MoreMetrics]] = web.AppKey("more_metrics", list)
+
 EXTENSION = re.compile(r"[0-9]{3,8}")  # ASCII digits: \d takes ٣ and ３ too
 SKILL = re.compile(r"[a-z]+:[a-z0-9_-]{1,32}")  # utility:water, type:help, lang:zh
 REASON = re.compile(r"[a-z0-9_-]{1,32}")  # lunch, training, meeting, …
@@ -155,6 +158,8 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; public like /readyz: figures only, no caller, no call id."""
     service = request.app[QUEUE]
     body = service.metrics.render(await service.snapshot())
+    for more in request.app.get(MORE_METRICS, ()):  # other parts' figures (the callbacks)
+        body += await more(request.app)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -104,6 +104,7 @@ LIVE_ASSIGNMENT = frozenset(
 
 class CallbackResult(enum.Enum):  # rule B-2
     SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"  # key 2 of the survey: closes, as satisfied
     NO_OBJECTION = "no_objection"
     UNSATISFIED = "unsatisfied"
 

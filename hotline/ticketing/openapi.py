@@ -48,6 +48,15 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): ERROR for c in codes}
 
 
+def _html(*codes: int) -> dict[str, Any]:
+    page = {"description": "a page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    return {str(c): page for c in codes}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": PATH_TEXT}
+
+
 TICKET = {"$ref": "#/components/schemas/Ticket"}
 PATH_TEXT = {"type": "string", "minLength": 1, "maxLength": 64, **TEXT}
 REF = {
@@ -464,10 +473,69 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _ok("utilities", {"type": "object"}), **_errors(401, 403)},
             }
         },
+        "/api/v1/callbacks/figures": {
+            "get": {
+                "summary": "Satisfaction callbacks (B-1): reach rate, satisfaction rate "
+                "((satisfied + basically satisfied) / evaluated), attempts per completed survey; "
+                "in all, per unit, per month and per unit and month; the office's",
+                "responses": {"200": _ok("all", {"type": "object"}), **_errors(401, 403)},
+            }
+        },
+        "/api/v1/tickets/{ref}/callbacks": {
+            "get": {
+                "summary": "A ticket's callback campaigns (B-1): mode, state, deadline, the "
+                "next call, every attempt's outcome, the result; the office's",
+                "parameters": [_path("ref")],
+                "responses": {
+                    "200": _ok("callbacks", {"type": "array"}),
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+        "/evaluate/{code}": {
+            "get": {
+                "summary": "The citizen's self-evaluation page (B-1), Chinese, for a phone: the "
+                "ticket's number and the three answers; 404 unknown, 410 used or expired",
+                "security": [],
+                "parameters": [_path("code")],
+                "responses": _html(200, 404, 410),
+            },
+            "post": {
+                "summary": "The citizen's evaluation (form: result = satisfied | "
+                "basically_satisfied | unsatisfied, reason); a code works once, until the "
+                "callback's deadline",
+                "security": [],
+                "parameters": [_path("code")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["result"],
+                                "properties": {
+                                    "result": {
+                                        "type": "string",
+                                        "enum": [
+                                            "satisfied",
+                                            "basically_satisfied",
+                                            "unsatisfied",
+                                        ],
+                                    },
+                                    "reason": {"type": "string", "maxLength": 500},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": _html(200, 400, 404, 410),
+            },
+        },
         "/metrics": {
             "get": {
                 "summary": "The queue's figures in Prometheus text format: offered, answered, "
-                "abandoned, service level (15 s), answer times, waits, agents by state",
+                "abandoned, service level (15 s), answer times, waits, agents by state; the "
+                "satisfaction callbacks' reach and satisfaction rates, by unit",
                 "security": [],
                 "responses": {
                     "200": {

@@ -255,6 +255,21 @@ class TicketRepository:
             office_tasks.insert().values(kind=kind, ticket_id=ticket_id, created_at=at, note=note)
         )
 
+    async def complete_tasks_of(
+        self, ticket_id: str, kind: str, by: str, at: dt.datetime, note: str
+    ) -> int:
+        """Mark a ticket's open tasks of one kind done (their work was done another way)."""
+        result = await self.conn.execute(
+            office_tasks.update()
+            .where(
+                office_tasks.c.ticket_id == ticket_id,
+                office_tasks.c.kind == kind,
+                office_tasks.c.done_at.is_(None),
+            )
+            .values(done_at=at, done_by=by, note=note[:500])
+        )
+        return int(result.rowcount)
+
     async def complete_task(self, task_id: int, by: str, at: dt.datetime, note: str) -> bool:
         """Mark an open task done; False when there is no such open task."""
         result = await self.conn.execute(

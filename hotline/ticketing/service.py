@@ -36,6 +36,7 @@ from hotline.ticketing.actions import (
 )
 from hotline.ticketing.model import (
     Actor,
+    CallbackResult,
     Channel,
     Citizen,
     Role,
@@ -61,6 +62,31 @@ WITHHELD_NOTE = "来电号码未显示，无法回电：请听录音后按留言
 UNKNOWN_NOTE = "来电号码未知（录音名未带号码），无法回电：请听录音后按留言内容处理。"
 B3_NOTE = "水电气抢修件：单位已反馈办理结果，请电话回访市民（规则 B-3）。"
 VOICE_MESSAGE_LEFT = "VoiceMessageLeft"  # event: a message on the switch for a ticket
+CALLBACK_DUE = "CallbackDue"  # event: a ticket is due its satisfaction callback (B-1)
+SURVEY_ACTOR = Actor("satisfaction-survey", Role.REVIEWER)  # B-1: the automated callback
+SURVEY_NOTE = "市民回访不满意（未说明原因）。"
+SURVEYED_NOTE = "已由自动电话回访完成。"
+AGAIN_NOTE = "重办后回访仍不满意：请热线办决定（规则 B-2）。"
+
+
+def callback_due(ticket: Ticket, now: dt.datetime) -> Event:
+    """The event that starts a ticket's callback campaign; one per callback cycle."""
+    cycle = ticket.rehandled + 1
+    deadline = ticket.callback_deadline.due if ticket.callback_deadline else None
+    return Event(
+        CALLBACK_DUE,
+        f"{ticket.id}:{cycle}",
+        {
+            "ticket_id": ticket.id,
+            "number": ticket.number,
+            "cycle": cycle,
+            "channel": ticket.channel.value,
+            "utility": bool(ticket.utility),
+            "units": sorted({a.unit_id for a in ticket.assignments if a.state.value == "accepted"}),
+            "ready": now.isoformat(),
+            "deadline": deadline.isoformat() if deadline else None,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,14 +312,25 @@ class TicketService:
             await self._check_units(uow, named)
             action.call(ticket, self._ctx(actor), args)
             _log_calendar_gaps(ticket)
-            if ticket.utility and any(
-                e.action == "settle" and e.after == TicketState.CALLBACK.value
-                for e in ticket.pending
-            ):  # rule B-3: a utility emergency is called back by telephone
-                await uow.tickets.add_task("phone_callback", ticket.id, self.clock.now(), B3_NOTE)
+            await self._callback_due(uow, ticket)
             await uow.tickets.save(ticket)
             await uow.commit()
         return ticket
+
+    async def _callback_due(self, uow: UnitOfWork, ticket: Ticket) -> None:
+        """The ticket entered CALLBACK: the campaign starts (B-1); a utility emergency is
+        also the office's telephone task (B-3)."""
+        entered = any(
+            e.action == "settle"
+            and e.after == TicketState.CALLBACK.value
+            and e.before != TicketState.CALLBACK.value
+            for e in ticket.pending
+        )
+        if not entered:
+            return
+        if ticket.utility:
+            await uow.tickets.add_task("phone_callback", ticket.id, self.clock.now(), B3_NOTE)
+        uow.publish(callback_due(ticket, self.clock.now()))
 
     async def _check_units(self, uow: UnitOfWork, wanted: list[str]) -> None:
         """Rules D-2, D-7: only linked units, each with a responsible leader and a handler."""
@@ -419,6 +456,58 @@ class TicketService:
             await uow.tickets.save(ticket)
             await uow.commit()
         return ticket
+
+    async def survey_result(
+        self,
+        ticket_id: str,
+        cycle: int,
+        result: CallbackResult,
+        *,
+        method: str = "phone",
+        reason: str = "",
+        recording: str = "",
+    ) -> Ticket | None:
+        """Rules B-1, B-2: the satisfaction callback's answer onto the ticket, for the cycle it
+        was asked in (None: the ticket has moved on — the answer came twice, or the office
+        answered first). Unsatisfied goes back to the unit(s) with the reason; unsatisfied
+        again after re-handling is the office's to decide (a task)."""
+        async with self.uow() as uow:
+            ticket = await uow.tickets.get(ticket_id)
+            if ticket.state is not TicketState.CALLBACK or ticket.rehandled + 1 != cycle:
+                return None
+            ctx = self._ctx(SURVEY_ACTOR)
+            if recording:
+                ticket.attach_recording(ctx, recording, "satisfaction survey")
+            note = reason or ("" if result is not CallbackResult.UNSATISFIED else SURVEY_NOTE)
+            ticket.callback(ctx, result, note, method)
+            if ticket.utility and method == "phone":  # B-3 done by the survey call
+                await uow.tickets.complete_tasks_of(
+                    ticket.id, "phone_callback", SURVEY_ACTOR.user_id, ctx.now, SURVEYED_NOTE
+                )
+            if result is CallbackResult.UNSATISFIED and ticket.rehandled == 0:
+                ticket.rehandle(ctx, None, note)
+            elif result is CallbackResult.UNSATISFIED:
+                await uow.tickets.add_task("office_decision", ticket.id, ctx.now, AGAIN_NOTE)
+            await uow.tickets.save(ticket)
+            await uow.commit()
+        return ticket
+
+    async def callback_contact(self, ticket_id: str, why: str) -> tuple[str, str]:
+        """The citizen's phone and the ticket's type, for the satisfaction callback's call or
+        message — a look at the identity in clear, on record (Y-1)."""
+        async with self.uow() as uow:
+            ticket = await uow.tickets.get(ticket_id)
+            await self._log_access(uow, SURVEY_ACTOR, ticket, why)
+            await uow.commit()
+        return ticket.citizen.phone, ticket.type.value
+
+    async def unreached(self, ticket_id: str, cycle: int, note: str) -> None:
+        """The citizen was never reached and left no evaluation: the office's to decide."""
+        async with self.uow() as uow:
+            ticket = await uow.tickets.get(ticket_id)
+            if ticket.state is TicketState.CALLBACK and ticket.rehandled + 1 == cycle:
+                await uow.tickets.add_task("callback_unreached", ticket.id, self.clock.now(), note)
+                await uow.commit()
 
     async def attach_call_recording(self, call_id: str, name: str) -> Ticket | None:
         """The conference recording of a call onto the ticket registered on it (None: none)."""

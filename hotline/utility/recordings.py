@@ -27,8 +27,8 @@ class ConferenceRecordings:
     def __init__(self, ari: AriPort, recordings: Recordings, tickets: TicketService) -> None:
         self.ari, self.recordings, self.tickets = ari, recordings, tickets
 
-    async def take(self, job: Job) -> None:
-        call_id, name = str(job.payload["call_id"]), str(job.payload["name"])
+    async def keep(self, name: str) -> None:
+        """A stored recording off the switch into the recordings directory (once)."""
         path = self.recordings.path(name)
         if not path.exists():
             audio = await self.ari.download(stored_recording(name) + "/file")
@@ -38,7 +38,19 @@ class ConferenceRecordings:
             tmp.write_bytes(audio)
             tmp.chmod(0o640)  # citizen audio (rule Y-1)
             tmp.replace(path)
-            log.info("utility: the recording of %s (%.0f s) is kept", call_id, seconds)
+            log.info("recording %s (%.0f s) is kept", name, seconds)
+
+    async def forget(self, name: str) -> None:
+        """Off the switch, once it is kept and on its ticket."""
+        try:
+            await self.ari.delete(stored_recording(name))
+        except AriError as exc:
+            if exc.status != 404:
+                raise
+
+    async def take(self, job: Job) -> None:
+        call_id, name = str(job.payload["call_id"]), str(job.payload["name"])
+        await self.keep(name)
         ticket = await self.tickets.attach_call_recording(call_id, name)
         if ticket is None:
             raise NoTicketYet(f"no ticket on {call_id} yet")

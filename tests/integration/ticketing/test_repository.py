@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import hotline.callbacks.store
 import hotline.jobs
 import hotline.queue.log
 import hotline.queue.presence  # noqa: F401 (agent_sessions)

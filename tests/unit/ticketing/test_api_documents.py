@@ -75,4 +75,5 @@ def test_nothing_but_the_public_read_side_and_health_is_open() -> None:
         "/console/{path}",
         "/api/v1/console/socket",  # the token comes in its first message (browsers send no
         "/api/v1/openapi.json",  # header on a WebSocket); without it: closed with 4401
+        "/evaluate/{code}",  # the citizen's self-evaluation: the one-time code is the key (B-1)
     }
