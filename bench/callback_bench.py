@@ -9,8 +9,8 @@ One run, fresh databases, the same number of due items in each part:
              claim within the cap, and place each call through the ARI port — here an in-process
              fake Asterisk that takes ``POST /channels/create`` and answers "busy" after
              ``--hold`` seconds — then record the outcome and plan the next attempt;
-  two nodes — two OS processes (bench/callback_claimer.py) claiming from the same table, each
-             call held ``--hold`` seconds, three attempts per citizen.
+  two nodes — two OS processes (bench/callback_claimer.py: the same Dialer and fake switch)
+             claiming from the same table, three attempts per citizen.
 
 Each part prints claims per second, the ratio to the baseline, and the most calls in progress
 seen (never above the cap). The citizen's number comes from a stub here (the real one reads the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,12 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hotline import db  # noqa: E402
-from hotline.agi.fake_ari import FakeAsterisk  # noqa: E402
 from hotline.callbacks.dialer import Dialer, SurveyCalls  # noqa: E402
 from hotline.callbacks.plan import Campaign  # noqa: E402
 from hotline.callbacks.store import Campaigns, callbacks  # noqa: E402
 from hotline.clock import SystemClock  # noqa: E402
 from hotline.jobs import JobQueue, enqueue  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from callback_claimer import BusyLines  # noqa: E402
 
 PG = os.environ.get("HOTLINE_BENCH_PG", "postgresql+asyncpg://hotline@127.0.0.1:5432/test")
 
@@ -84,28 +87,6 @@ async def due_callbacks(engine: Any, n: int) -> None:
             await conn.execute(callbacks.insert(), rows[i : i + 2000])
 
 
-class BusyLines(FakeAsterisk):
-    """Takes each survey channel and, ``hold`` seconds later, the citizen is busy."""
-
-    def __init__(self, hold: float) -> None:
-        super().__init__()
-        self.hold = hold
-        self.calls_out: SurveyCalls | None = None
-
-    async def request(self, method: str, path: str, **params: Any) -> Any:
-        if method == "POST" and path == "/channels/create":
-            leg = str(params["channelId"])
-            asyncio.get_running_loop().call_later(self.hold, self._busy, leg)
-            return {"id": leg}
-        return await super().request(method, path, **params)
-
-    def _busy(self, leg: str) -> None:
-        assert self.calls_out is not None
-        entry = self.calls_out.dialling.get(leg)
-        if entry is not None and not entry.done.done():
-            entry.done.set_result("busy")
-
-
 async def baseline(url: str, n: int, batch: int) -> float:
     engine = db.make_engine(url)
     await db.upgrade(engine)
@@ -139,18 +120,18 @@ async def one_node(url: str, n: int, cap: int, hold: float) -> tuple[float, int]
     async def contact(ticket_id: str, why: str) -> tuple[str, str]:
         return "13800000000", "complaint"
 
-    dialer = Dialer(campaigns, calls, contact, SystemClock(), "bench")
+    dialer = Dialer(campaigns, calls, contact, SystemClock(), "bench", poll=1.0)
+    campaigns.on_change.append(dialer.poke)  # a call's end wakes the loop, as in the backend
     most = 0
     started = time.perf_counter()
-    while True:
-        claimed = await dialer.run_once()
-        busy = await campaigns.in_progress()
-        most = max(most, busy)
-        if not claimed and not dialer.tasks:
-            break
-        if not claimed:
-            await asyncio.sleep(0.002)
+    loop = asyncio.create_task(dialer.run())
+    while calls.placed < n or dialer.tasks:  # every callback placed and recorded
+        await asyncio.sleep(0.05)
+        most = max(most, await campaigns.in_progress())
     seconds = time.perf_counter() - started
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
     async with engine.connect() as conn:
         placed = await conn.scalar(sa.select(sa.func.count()).where(callbacks.c.attempts == 1))
     await engine.dispose()

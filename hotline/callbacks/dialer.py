@@ -26,7 +26,7 @@ from typing import Any
 
 from hotline.agi.ari import AriPort
 from hotline.agi.stasis import RoleHandler, Stasis
-from hotline.callbacks.store import Campaigns, Placement
+from hotline.callbacks.store import Campaigns, Outcome, Placement
 from hotline.callbacks.survey import Answer, survey
 from hotline.clock import Clock
 from hotline.errors import AriError
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 Contact = Callable[[str, str], Awaitable[tuple[str, str]]]  # ticket id, why -> phone, type
 GONE = ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
 DIAL_RINGING = ("", "RINGING", "PROGRESS", "PROCEED")
+WRITE_BATCH = 200  # outcomes in one transaction at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,15 +203,22 @@ class Dialer:
         self.tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._away = False
+        self._ended: list[tuple[Outcome, asyncio.Future[str]]] = []  # to record, in order
+        self._have_ended = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        swept = -self.poll
         try:
             while True:
                 try:
-                    await self.run_once()
+                    now = self.clock.monotonic()
+                    sweep = now - swept >= self.poll
+                    await self.run_once(sweep)
+                    swept = now if sweep else swept
                     self._away = False
                 except Exception as exc:  # the database is away: the campaigns wait there
                     if not self._away:
@@ -223,10 +231,45 @@ class Dialer:
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
 
-    async def run_once(self) -> list[Placement]:
-        await self.campaigns.reap()
-        await self.campaigns.expire()
+    async def _record(self, ended: Outcome) -> str:
+        """An attempt's outcome, written with the others ending meanwhile (one transaction a
+        batch: calls ending together cost one commit)."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._ended.append((ended, done))
+        self._have_ended.set()
+        return await done
+
+    async def _write(self) -> None:
+        while True:
+            await self._have_ended.wait()
+            self._have_ended.clear()
+            batch, self._ended = self._ended[:WRITE_BATCH], self._ended[WRITE_BATCH:]
+            if self._ended:
+                self._have_ended.set()
+            try:
+                states = await self.campaigns.finish_many([e for e, _ in batch], node=self.node)
+            except Exception as exc:  # the database is away: the leases pass them on (failed)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for ended, done in batch:
+                if not done.done():
+                    done.set_result(states.get(ended.placement.id, ""))
+
+    async def run_once(self, sweep: bool = True) -> list[Placement]:
+        """Claim and place what is due; ``sweep``: first reap dead nodes' calls and expire
+        codes (once a poll: a call ending wakes the loop for the claim alone)."""
+        if sweep:
+            await self.campaigns.reap()
+            await self.campaigns.expire()
         claimed = await self.campaigns.claim(self.node)
         for p in claimed:
             task = asyncio.create_task(self.place(p))
@@ -246,15 +289,13 @@ class Dialer:
             log.exception("survey %s: the call failed", p.channel_id)
         if isinstance(outcome, Answer):
             answer = outcome.result if outcome.outcome == "answered" else ""
-            state = await self.campaigns.finish(
-                p,
-                outcome.outcome,
-                answer=answer,
-                recording=outcome.recording,
-                node=self.node,
-            )
+            ended = Outcome(p, outcome.outcome, answer, recording=outcome.recording)
             shown = outcome.result or outcome.outcome
         else:
-            state = await self.campaigns.finish(p, outcome, node=self.node)
-            shown = outcome
+            ended, shown = Outcome(p, outcome), outcome
+        try:
+            state = await self._record(ended)
+        except Exception as exc:
+            log.warning("survey %s: %s not recorded (%s)", p.channel_id, shown, type(exc).__name__)
+            return
         log.info("survey %s: %s (campaign %s)", p.channel_id, shown, state or "moved on")

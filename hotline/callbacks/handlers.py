@@ -78,11 +78,11 @@ class CallbackJobs:
 
     async def message(self, job: Job) -> None:
         p = job.payload
-        phone, _ = await self.tickets.callback_contact(str(p["ticket_id"]), "self-evaluation")
-        if not phone or self.sms is None:
-            await self.tickets.unreached(
-                str(p["ticket_id"]), _cycle(str(p["campaign"])), NO_CONTACT_NOTE
-            )
+        ticket_id, campaign = str(p["ticket_id"]), str(p["campaign"])
+        phone, _ = await self.tickets.callback_contact(ticket_id, "self-evaluation")
+        if not phone or self.sms is None:  # nobody to ask: the office's, not "no objection"
+            await self.campaigns.unsent(campaign)
+            await self.tickets.unreached(ticket_id, _cycle(campaign), NO_CONTACT_NOTE)
             return
         deadline = dt.datetime.fromisoformat(str(p["deadline"]))
         url = self.evaluate_url + str(p["code"])

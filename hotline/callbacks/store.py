@@ -104,6 +104,17 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one placed attempt."""
+
+    placement: Placement
+    outcome: str  # answered | busy | no_answer | rejected | hung_up | no_key | failed
+    answer: str = ""  # answered with a key: satisfied | basically_satisfied | unsatisfied
+    reason: str = ""
+    recording: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Redeemed:
     status: str  # ok | used | expired | unknown
     number: str = ""
@@ -139,6 +150,8 @@ class Campaigns:
         deadline = dt.datetime.fromisoformat(raw) if raw else ready + dt.timedelta(days=2)
         utility = bool(payload.get("utility"))
         mode = "phone" if payload.get("channel") == "phone" or utility else WRITTEN
+        if not payload.get("reachable", True):  # no number at all: the office's at once
+            mode = WRITTEN
         key = f"{payload['ticket_id']}:{payload['cycle']}"
         async with self.engine.begin() as conn:
             if await conn.scalar(sa.select(callbacks.c.id).where(callbacks.c.id == key)):
@@ -238,21 +251,35 @@ class Campaigns:
     ) -> str:
         """The attempt's outcome (answered with a key: ``answer``); the campaign's state after
         it. Only the node holding the attempt records it (a lease that ran out was reaped)."""
+        done = Outcome(placement, outcome, answer, reason, recording)
+        return (await self.finish_many([done], node=node)).get(placement.id, "")
+
+    async def finish_many(
+        self, outcomes: Sequence[Outcome], *, node: str | None = None
+    ) -> dict[str, str]:
+        """Several attempts' outcomes in one transaction (a busy dialer's calls ending
+        together): each campaign's state after it, by id; one not held here is left out."""
+        if not outcomes:
+            return {}
         now = self.clock.now()
+        states: dict[str, str] = {}
+        by_id = {o.placement.id: o for o in outcomes}
         async with self.engine.begin() as conn:
             q = sa.select(callbacks).where(
-                callbacks.c.id == placement.id, callbacks.c.call_until.is_not(None)
+                callbacks.c.id.in_(list(by_id)), callbacks.c.call_until.is_not(None)
             )
             if node is not None:
                 q = q.where(callbacks.c.owner == node)
             if conn.dialect.name == "postgresql":
                 q = q.with_for_update()
-            row = (await conn.execute(q)).first()
-            if row is None:
-                return ""
-            state = await self._record(conn, row, outcome, now, answer, reason, recording)
-        self._poke()
-        return state
+            for row in (await conn.execute(q.order_by(callbacks.c.id))).all():
+                o = by_id[row.id]
+                states[row.id] = await self._record(
+                    conn, row, o.outcome, now, o.answer, o.reason, o.recording
+                )
+        if states:
+            self._poke()
+        return states
 
     async def reap(self) -> int:
         """Calls whose node died before their outcome: ``failed``, and the next planned."""
@@ -395,6 +422,18 @@ class Campaigns:
             await self._decide(conn, row, answer, "self_evaluation", now, reason=reason[:500])
         self._poke()
         return status
+
+    async def unsent(self, key: str) -> bool:
+        """The code could not be sent (no number): the campaign ends unreached — the office's,
+        never "no objection" for a citizen who was never asked."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                callbacks.update()
+                .where(callbacks.c.id == key, callbacks.c.state == EVALUATING)
+                .values(state=DONE, result="unreached", method="self_evaluation", done_at=_utc(now))
+            )
+        return bool(result.rowcount)
 
     async def expire(self) -> int:
         """Codes past the deadline, unused: ``unreached`` (no objection or the office's)."""

@@ -82,6 +82,7 @@ def callback_due(ticket: Ticket, now: dt.datetime) -> Event:
             "cycle": cycle,
             "channel": ticket.channel.value,
             "utility": bool(ticket.utility),
+            "reachable": bool(ticket.citizen.phone),  # no number: nobody to call or text
             "units": sorted({a.unit_id for a in ticket.assignments if a.state.value == "accepted"}),
             "ready": now.isoformat(),
             "deadline": deadline.isoformat() if deadline else None,

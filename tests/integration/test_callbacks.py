@@ -342,3 +342,17 @@ async def test_a_utility_emergency_called_back_by_the_survey_closes_its_phone_ta
     assert (await hotline.ticket(t)).state.value == "closed"
     [task] = await hotline.rows(office_tasks, office_tasks.c.ticket_id == t.id)
     assert task.done_at is not None and task.done_by == "satisfaction-survey"
+
+
+async def test_a_citizen_with_no_number_is_the_offices_never_no_objection(
+    hotline: Hotline,
+) -> None:
+    t = await hotline.to_callback(citizen_phone="")  # a withheld caller's voice message, say
+    row = await hotline.campaign_row(t)
+    assert (row.state, row.result, row.attempts) == ("done", "unreached", 0)  # no call tried
+    assert hotline.sms.sent == []
+    hotline.clock.current = row.deadline.replace(tzinfo=dt.UTC)
+    assert await hotline.campaigns.expire() == 0  # not closed for the silence of nobody asked
+    tasks = await hotline.rows(office_tasks, office_tasks.c.ticket_id == t.id)
+    assert [r.kind for r in tasks] == ["callback_unreached"]
+    assert (await hotline.ticket(t)).state.value == "callback"
