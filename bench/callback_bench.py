@@ -117,7 +117,7 @@ async def one_node(url: str, n: int, cap: int, hold: float) -> tuple[float, int]
     calls = SurveyCalls(ari, "hotline-bench", ring_timeout=5, call_seconds=5)
     ari.calls_out = calls
 
-    async def contact(ticket_id: str, why: str) -> tuple[str, str]:
+    async def contact(ticket_id: str, cycle: int, why: str) -> tuple[str, str]:
         return "13800000000", "complaint"
 
     dialer = Dialer(campaigns, calls, contact, SystemClock(), "bench", poll=1.0)

@@ -69,7 +69,7 @@ class Taking(Dialer):
         await super().place(p)
 
 
-async def stub_contact(ticket_id: str, why: str) -> tuple[str, str]:
+async def stub_contact(ticket_id: str, cycle: int, why: str) -> tuple[str, str]:
     return "13800000000", "complaint"  # the real one reads the ticket
 
 

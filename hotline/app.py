@@ -522,6 +522,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                 evaluate_url=settings.callback.evaluate_url,
                 timezone=settings.city.timezone,
                 recordings=app[utility_http.CONFERENCE_RECORDINGS],
+                delivers=settings.watch.sms == "http",  # "log" reaches no citizen
             ),
         ),
         poll=JOB_POLL,

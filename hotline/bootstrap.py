@@ -81,12 +81,19 @@ def callback_campaign(settings: Settings) -> Campaign:
         settings.city.timezone,
     )
     spacing = {k: dt.timedelta(seconds=float(v)) for k, v in c.spacing.items()}
-    return Campaign(window, c.attempts, spacing, dt.timedelta(seconds=c.call_seconds))
+    return Campaign(
+        window,
+        c.attempts,
+        spacing,
+        dt.timedelta(seconds=c.call_seconds),
+        dt.timedelta(hours=c.evaluation_hours),
+    )
 
 
 def campaigns(settings: Settings, engine: AsyncEngine, clock: Clock) -> Campaigns:
     c = settings.callback
-    lease = dt.timedelta(seconds=c.ring_timeout + c.call_seconds + 60)  # past any call's end
+    # past any call's end (the dialer gives up on a call at ring + call + 30 s)
+    lease = dt.timedelta(seconds=c.ring_timeout + c.call_seconds + 120)
     return Campaigns(
         engine,
         callback_campaign(settings),

@@ -35,7 +35,8 @@ from hotline.queue.conference import outcome_of
 
 log = logging.getLogger(__name__)
 
-Contact = Callable[[str, str], Awaitable[tuple[str, str]]]  # ticket id, why -> phone, type
+# ticket id, cycle, why -> phone, type ("", "": the ticket no longer waits for this callback)
+Contact = Callable[[str, int, str], Awaitable[tuple[str, str]]]
 GONE = ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
 DIAL_RINGING = ("", "RINGING", "PROGRESS", "PROCEED")
 WRITE_BATCH = 200  # outcomes in one transaction at most
@@ -280,7 +281,11 @@ class Dialer:
     async def place(self, p: Placement) -> None:
         outcome: Answer | str = "failed"
         try:
-            phone, ticket_type = await self.contact(p.ticket_id, "satisfaction callback")
+            phone, ticket_type = await self.contact(p.ticket_id, p.cycle, "satisfaction callback")
+            if not ticket_type:  # the office recorded the callback itself: no call
+                await self.campaigns.drop(p.id, "moved_on")
+                log.info("survey %s: not placed, the ticket has moved on", p.channel_id)
+                return
             log.info("survey %s: calling (ticket %s, attempt %d)", p.channel_id, p.number, p.n)
             outcome = await self.calls.call(p, phone, ticket_type)
         except asyncio.CancelledError:  # shutting down: the lease runs out, the attempt is failed

@@ -23,8 +23,9 @@ from hotline.utility.recordings import ConferenceRecordings
 
 log = logging.getLogger(__name__)
 
+KEEP_TRIES = 3  # tries to take the reason's recording off the switch before going on without
 UNREACHED_NOTE = "回访未联系上市民，自评价也未收到：请热线办决定（规则 B-2）。"
-NO_CONTACT_NOTE = "市民没有留下电话号码，无法回访或发送自评价：请按原渠道回访（规则 B-1）。"
+NO_CONTACT_NOTE = "无法发送自评价（没有市民电话或未配置短信网关）：请按原渠道回访（规则 B-1）。"
 UTILITY_NOTE = "水电气抢修件电话回访未接通：请人工电话回访（规则 B-3）。"
 
 
@@ -44,9 +45,11 @@ class CallbackJobs:
         evaluate_url: str,
         timezone: str,
         recordings: ConferenceRecordings | None = None,
+        delivers: bool = True,
     ) -> None:
         self.campaigns, self.tickets, self.sms = campaigns, tickets, sms
         self.recordings = recordings  # the reason said on the survey call, off the switch
+        self.delivers = delivers  # False: the SMS port only logs (watch.sms = "log")
         self.evaluate_url, self.timezone = evaluate_url, timezone
 
     async def start(self, job: Job) -> None:
@@ -63,7 +66,17 @@ class CallbackJobs:
             return
         recording = str(p.get("recording") or "")
         if recording and self.recordings is not None:
-            await self.recordings.keep(recording)  # the office hears it with the ticket (Y-1)
+            try:
+                await self.recordings.keep(recording)  # the office hears it with the ticket
+            except Exception as exc:
+                if job.attempts < KEEP_TRIES:
+                    raise  # the job tries again
+                log.warning(  # the answer must not wait for ever on its recording
+                    "callback %s: the reason's recording could not be taken (%s)",
+                    ticket_id,
+                    type(exc).__name__,
+                )
+                recording = ""
         done = await self.tickets.survey_result(
             ticket_id,
             cycle,
@@ -79,13 +92,22 @@ class CallbackJobs:
     async def message(self, job: Job) -> None:
         p = job.payload
         ticket_id, campaign = str(p["ticket_id"]), str(p["campaign"])
-        phone, _ = await self.tickets.callback_contact(ticket_id, "self-evaluation")
-        if not phone or self.sms is None:  # nobody to ask: the office's, not "no objection"
+        cycle = _cycle(campaign)
+        phone, kind = await self.tickets.callback_contact(ticket_id, cycle, "self-evaluation")
+        if not kind:  # the ticket has moved on: nothing to evaluate
+            await self.campaigns.drop(campaign, "moved_on")
+            return
+        if not phone or self.sms is None or not self.delivers:
+            # nobody to ask, or no gateway that reaches anyone: the office's, never "no
+            # objection" for a citizen who was never asked
             await self.campaigns.unsent(campaign)
-            await self.tickets.unreached(ticket_id, _cycle(campaign), NO_CONTACT_NOTE)
+            await self.tickets.unreached(ticket_id, cycle, NO_CONTACT_NOTE)
+            return
+        code = await self.campaigns.issue_code(campaign)
+        if code is None:
             return
         deadline = dt.datetime.fromisoformat(str(p["deadline"]))
-        url = self.evaluate_url + str(p["code"])
+        url = self.evaluate_url + code
         await self.sms.send(phone, evaluation_text(str(p["number"]), url, deadline, self.timezone))
 
 

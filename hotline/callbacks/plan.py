@@ -78,6 +78,9 @@ class Campaign:
         }
     )
     call_time: dt.timedelta = dt.timedelta(minutes=3)  # a survey call, ringing included
+    # the least time a self-evaluation code is given before the deadline: no call is placed
+    # that would leave less after it (the calls failing, the code still has this long)
+    evaluation_time: dt.timedelta = dt.timedelta(hours=4)
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -114,6 +117,23 @@ def _fit(campaign: Campaign, earliest: dt.datetime, deadline: dt.datetime) -> dt
     at = campaign.window.opens_at_or_after(earliest)
     if at + campaign.call_time > campaign.window.closes_after(at):  # no room left today
         at = campaign.window.opens_at_or_after(campaign.window.closes_after(at))
-    if at + campaign.call_time > deadline:
+    if at + campaign.call_time > deadline - campaign.evaluation_time:
         return None
     return at
+
+
+def callable_now(campaign: Campaign, now: dt.datetime, deadline: dt.datetime) -> bool:
+    """Whether a call due before ``now`` may still be placed now: inside the window with room
+    for the call, and leaving the code its time before the deadline (a backlog after a
+    full cap or an outage is never called at night, nor late)."""
+    return in_window(campaign, now) and now + campaign.call_time <= (
+        deadline - campaign.evaluation_time
+    )
+
+
+def in_window(campaign: Campaign, now: dt.datetime) -> bool:
+    """Whether a call may start now: inside the calling window, with room for it."""
+    window = campaign.window
+    return window.opens_at_or_after(now) == now and (
+        now + campaign.call_time <= window.closes_after(now)
+    )

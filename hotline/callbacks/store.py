@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.callbacks.plan import Campaign, first_call, next_call
+from hotline.callbacks.plan import Campaign, first_call, in_window, next_call
 from hotline.clock import Clock
 from hotline.db import as_utc, metadata
 from hotline.jobs import enqueue
@@ -138,6 +138,8 @@ class Campaigns:
         self.engine, self.campaign, self.clock = engine, campaign, clock
         self.cap, self.lease, self.unreached = cap, lease, unreached
         self.on_change: list[Any] = []  # pokes: a job was written (the local worker)
+        # a call placed now must end this long before the deadline (the code's time after it)
+        self._margin = campaign.call_time + campaign.evaluation_time
 
     # -- the campaign starts -----------------------------------------------------------------
     async def start(self, payload: dict[str, Any]) -> str:
@@ -156,6 +158,17 @@ class Campaigns:
         async with self.engine.begin() as conn:
             if await conn.scalar(sa.select(callbacks.c.id).where(callbacks.c.id == key)):
                 return ""
+            await conn.execute(  # an earlier cycle still open (the office acted): it ends
+                callbacks.update()
+                .where(callbacks.c.ticket_id == payload["ticket_id"], callbacks.c.state != DONE)
+                .values(
+                    state=DONE,
+                    result="superseded",
+                    call_until=None,
+                    owner=None,
+                    done_at=_utc(now),
+                )
+            )
             base = await conn.scalar(
                 sa.select(sa.func.coalesce(sa.func.sum(callbacks.c.attempts), 0)).where(
                     callbacks.c.ticket_id == payload["ticket_id"]
@@ -193,6 +206,8 @@ class Campaigns:
     async def claim(self, node: str, limit: int | None = None) -> list[Placement]:
         """Due calls for this node, never more in progress across nodes than the cap."""
         now = _utc(self.clock.now())
+        if not in_window(self.campaign, now):
+            return []  # outside the calling window (a backlog waits for the morning)
         async with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
@@ -210,6 +225,7 @@ class Campaigns:
                     callbacks.c.state == CALLING,
                     callbacks.c.call_until.is_(None),
                     callbacks.c.due_at <= now,
+                    callbacks.c.deadline >= now + self._margin,  # late ones: expire()
                 )
                 .order_by(callbacks.c.due_at, callbacks.c.id)
                 .limit(room)
@@ -274,6 +290,8 @@ class Campaigns:
                 q = q.with_for_update()
             for row in (await conn.execute(q.order_by(callbacks.c.id))).all():
                 o = by_id[row.id]
+                if row.base + row.attempts != o.placement.n:  # reaped, and the next claimed
+                    continue
                 states[row.id] = await self._record(
                     conn, row, o.outcome, now, o.answer, o.reason, o.recording
                 )
@@ -344,17 +362,20 @@ class Campaigns:
             )
             await self._decide(conn, row, "unreached", "phone", now)
             return DONE
-        code = new_code()
-        await conn.execute(
-            callbacks.update()
-            .where(callbacks.c.id == key)
-            .values(state=EVALUATING, code_hash=code_hash(code), code_sent_at=_utc(now))
-        )
-        payload = {
+        left = as_utc(row.deadline) - now
+        if left < self.campaign.evaluation_time:  # a code would come too late to be answered
+            await conn.execute(
+                callbacks.update()
+                .where(callbacks.c.id == key)
+                .values(state=DONE, result="unreached", method="", done_at=_utc(now))
+            )
+            await self._decide(conn, row, "unreached", "self_evaluation", now)
+            return DONE
+        await conn.execute(callbacks.update().where(callbacks.c.id == key).values(state=EVALUATING))
+        payload = {  # the code is made when it is sent, and kept as its hash only
             "campaign": key,
             "ticket_id": row.ticket_id,
             "number": row.number,
-            "code": code,
             "deadline": as_utc(row.deadline).isoformat(),
         }
         await enqueue(conn, EVALUATION_MESSAGE, key, payload, now, now=now, ref=row.ticket_id)
@@ -423,6 +444,30 @@ class Campaigns:
         self._poke()
         return status
 
+    async def issue_code(self, key: str) -> str | None:
+        """A fresh one-time code for a campaign waiting for its self-evaluation (its hash
+        stored; a code sent before is no longer good); None when it is no longer waiting."""
+        code = new_code()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                callbacks.update()
+                .where(callbacks.c.id == key, callbacks.c.state == EVALUATING)
+                .values(code_hash=code_hash(code), code_sent_at=_utc(self.clock.now()))
+            )
+        return code if result.rowcount else None
+
+    async def drop(self, key: str, result: str) -> bool:
+        """The ticket left this callback another way (the office recorded it, or it was
+        re-handled): the campaign ends with no call and no code."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                callbacks.update()
+                .where(callbacks.c.id == key, callbacks.c.state != DONE)
+                .values(state=DONE, result=result, call_until=None, owner=None, done_at=_utc(now))
+            )
+        return bool(done.rowcount)
+
     async def unsent(self, key: str) -> bool:
         """The code could not be sent (no number): the campaign ends unreached — the office's,
         never "no objection" for a citizen who was never asked."""
@@ -436,10 +481,25 @@ class Campaigns:
         return bool(result.rowcount)
 
     async def expire(self) -> int:
-        """Codes past the deadline, unused: ``unreached`` (no objection or the office's)."""
+        """Codes past the deadline, unused: ``unreached`` (no objection or the office's); and
+        calls due that can no longer be placed in time (a backlog after an outage): the code
+        now, or the office's."""
         now = self.clock.now()
         done = 0
         async with self.engine.begin() as conn:
+            late = sa.select(callbacks).where(
+                callbacks.c.state == CALLING,
+                callbacks.c.call_until.is_(None),
+                callbacks.c.deadline < _utc(now) + self._margin,
+            )
+            if conn.dialect.name == "postgresql":
+                late = late.with_for_update(skip_locked=True)
+            for row in (await conn.execute(late)).all():
+                await conn.execute(
+                    callbacks.update().where(callbacks.c.id == row.id).values(due_at=None)
+                )
+                await self._no_more_calls(conn, row.id, row.utility, now)
+                done += 1
             q = sa.select(callbacks).where(
                 callbacks.c.state == EVALUATING, callbacks.c.deadline <= _utc(now)
             )
@@ -517,11 +577,13 @@ def figures(rows: Sequence[Any], timezone: str) -> dict[str, Any]:
             continue
         month = as_utc(r.done_at).astimezone(tz).strftime("%Y-%m")
         counted = _counted(r)
+        keys = [("", month), ("", "")]  # the totals once per campaign; each unit its own
         for unit in [u for u in r.units.split(",") if u] or ["-"]:
-            for key in ((unit, month), (unit, ""), ("", month), ("", "")):
-                g = groups.setdefault(key, dict.fromkeys(COUNTS, 0))
-                for name, n in counted.items():
-                    g[name] += n
+            keys += [(unit, month), (unit, "")]
+        for key in keys:
+            g = groups.setdefault(key, dict.fromkeys(COUNTS, 0))
+            for name, n in counted.items():
+                g[name] += n
     out: dict[str, Any] = {"all": _rates(dict.fromkeys(COUNTS, 0)), "units": {}, "months": {}}
     out["unit_months"] = []
     for (unit, month), g in sorted(groups.items()):

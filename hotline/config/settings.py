@@ -357,6 +357,9 @@ class CallbackSettings:
     attempts: int = setting(3, _positive, "survey calls before self-evaluation")
     spacing: dict[str, str] = setting(DEFAULT_SPACING, _spacing, "outcome -> seconds to wait")
     call_seconds: float = setting(180.0, _positive, "a survey call's length, ringing included")
+    evaluation_hours: float = setting(
+        4.0, _positive, "the least time a self-evaluation code has before the deadline"
+    )
     max_calls: int = setting(10, _positive, "survey calls at once, across nodes")
     ring_timeout: float = setting(30.0, _positive, "seconds the citizen's phone rings")
     key_timeout: float = setting(8.0, _positive, "seconds to press 1/2/3 after the question")

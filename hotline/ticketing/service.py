@@ -493,11 +493,14 @@ class TicketService:
             await uow.commit()
         return ticket
 
-    async def callback_contact(self, ticket_id: str, why: str) -> tuple[str, str]:
+    async def callback_contact(self, ticket_id: str, cycle: int, why: str) -> tuple[str, str]:
         """The citizen's phone and the ticket's type, for the satisfaction callback's call or
-        message — a look at the identity in clear, on record (Y-1)."""
+        message — a look at the identity in clear, on record (Y-1). ("", "") when the ticket
+        no longer waits for this callback (the office recorded it, or it was re-handled)."""
         async with self.uow() as uow:
             ticket = await uow.tickets.get(ticket_id)
+            if ticket.state is not TicketState.CALLBACK or ticket.rehandled + 1 != cycle:
+                return "", ""
             await self._log_access(uow, SURVEY_ACTOR, ticket, why)
             await uow.commit()
         return ticket.citizen.phone, ticket.type.value

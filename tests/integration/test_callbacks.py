@@ -356,3 +356,144 @@ async def test_a_citizen_with_no_number_is_the_offices_never_no_objection(
     tasks = await hotline.rows(office_tasks, office_tasks.c.ticket_id == t.id)
     assert [r.kind for r in tasks] == ["callback_unreached"]
     assert (await hotline.ticket(t)).state.value == "callback"
+
+
+async def test_a_backlog_is_never_called_at_night(engine: AsyncEngine) -> None:
+    h = Hotline(engine, "2026-11-24T19:00")
+    await h.staff()
+    t = await h.to_callback()  # due at 19:00; say the cap stays full until the window closes
+    h.clock.current = at("2026-11-25T02:00")
+    assert await h.campaigns.claim("node-a") == []  # never at night
+    h.clock.current = at("2026-11-25T09:00")
+    [p] = await h.campaigns.claim("node-a")
+    assert p.ticket_id == t.id
+
+
+async def test_a_callback_the_office_recorded_itself_is_not_called(hotline: Hotline) -> None:
+    from hotline.callbacks.dialer import Dialer, SurveyCalls
+
+    t = await hotline.to_callback()
+    await hotline.act("agent", t, "callback", result="satisfied")  # the office called already
+    dialer = Dialer(
+        hotline.campaigns,
+        SurveyCalls(None, ""),
+        hotline.service.callback_contact,
+        hotline.clock,
+        "node-a",
+    )
+    [p] = await hotline.campaigns.claim("node-a")
+    await dialer.place(p)
+    row = await hotline.campaign_row(t)
+    assert (row.state, row.result, row.call_until) == ("done", "moved_on", None)
+    assert json.loads(row.outcomes) == []  # no call was placed
+
+
+async def test_a_late_outcome_of_a_reaped_attempt_is_not_the_next_ones(hotline: Hotline) -> None:
+    t = await hotline.to_callback()
+    [first] = await hotline.campaigns.claim("node-a")
+    hotline.clock.current += hotline.campaigns.lease + MINUTE
+    assert await hotline.campaigns.reap() == 1
+    hotline.clock.current = (await hotline.campaign_row(t)).due_at.replace(tzinfo=dt.UTC)
+    [second] = await hotline.campaigns.claim("node-a")  # the same node, the next attempt
+    assert (
+        await hotline.campaigns.finish(first, "answered", answer="satisfied", node="node-a") == ""
+    )
+    row = await hotline.campaign_row(t)
+    assert row.call_until is not None and row.result == ""  # the second call is still on
+    assert await hotline.campaigns.finish(second, "busy", node="node-a") == "calling"
+
+
+async def test_figures_count_a_ticket_of_two_units_once_in_the_totals() -> None:
+    from types import SimpleNamespace
+
+    ended = at("2026-11-24T10:00")
+    rows = [
+        SimpleNamespace(
+            state="done",
+            done_at=ended,
+            units=units,
+            mode="phone",
+            method="phone",
+            result=result,
+            attempts=1,
+        )
+        for units, result in (("water,power", "satisfied"), ("water", "unsatisfied"))
+    ]
+    shown = figures(rows, "Asia/Shanghai")
+    assert shown["all"]["ended"] == 2 and shown["all"]["satisfaction_rate"] == 0.5
+    assert shown["units"]["water"]["evaluated"] == 2
+    assert shown["units"]["power"]["satisfaction_rate"] == 1.0
+
+
+async def test_a_code_that_would_come_too_late_is_the_offices(hotline: Hotline) -> None:
+    state = await hotline.campaigns.start(
+        {
+            "ticket_id": "t-late2",
+            "number": "20261124000301",
+            "cycle": 1,
+            "channel": "website",
+            "ready": hotline.clock.now().isoformat(),
+            "deadline": (hotline.clock.now() + dt.timedelta(hours=2)).isoformat(),
+        }
+    )
+    assert state == "done"  # under the code's 4 hours: not "no objection" by default later
+    async with hotline.engine.connect() as conn:
+        kinds = (await conn.execute(sa.select(jobs.c.kind).where(jobs.c.ref == "t-late2"))).all()
+    assert [k for (k,) in kinds] == [DECIDE]
+
+
+async def test_the_code_is_never_stored_in_clear_and_a_log_gateway_sends_none(
+    engine: AsyncEngine,
+) -> None:
+    h = Hotline(engine, "2026-11-24T10:00")
+    await h.staff()
+    t = await h.to_callback(channel="website")
+    code = h.code()
+    async with engine.connect() as conn:
+        payloads = (await conn.execute(sa.select(jobs.c.payload))).all()
+        stored = (await conn.execute(sa.select(callbacks.c.code_hash))).scalar_one()
+    assert all(code not in p for (p,) in payloads)  # the job that sent it kept no code
+    assert stored != code and len(stored) == 64
+    # the same with the SMS port only logging (watch.sms = "log"): no citizen is reached
+    quiet = CallbackJobs(
+        h.campaigns, h.service, h.sms, evaluate_url=URL, timezone="Asia/Shanghai", delivers=False
+    )
+    h.jobs.handlers[EVALUATION_MESSAGE] = quiet.message
+    other = await h.to_callback(channel="website")
+    assert len(h.sms.sent) == 1  # only the first ticket's
+    row = await h.campaign_row(other)
+    assert (row.state, row.result) == ("done", "unreached")
+    tasks = await h.rows(office_tasks, office_tasks.c.ticket_id == other.id)
+    assert [r.kind for r in tasks] == ["callback_unreached"]
+    assert t.id != other.id
+
+
+async def test_an_answer_whose_recording_cannot_be_taken_is_decided_without_it(
+    hotline: Hotline,
+) -> None:
+    from hotline.jobs import Job
+
+    class Broken:
+        async def keep(self, name: str) -> None:
+            raise RuntimeError("the switch has no such recording")
+
+        async def forget(self, name: str) -> None:
+            raise AssertionError("nothing to forget")
+
+    t = await hotline.to_callback()
+    jobs_ = CallbackJobs(
+        hotline.campaigns,
+        hotline.service,
+        hotline.sms,
+        evaluate_url=URL,
+        timezone="Asia/Shanghai",
+        recordings=Broken(),  # type: ignore[arg-type]
+    )
+    payload = {"ticket_id": t.id, "cycle": 1, "result": "unsatisfied", "method": "phone"}
+    payload |= {"reason": "", "recording": "survey-x-1"}
+    with pytest.raises(RuntimeError):  # tried again first
+        await jobs_.decide(Job(1, DECIDE, "k", payload, 1, 12, hotline.clock.now()))
+    assert (await hotline.ticket(t)).state.value == "callback"
+    await jobs_.decide(Job(1, DECIDE, "k", payload, 3, 12, hotline.clock.now()))
+    back = await hotline.ticket(t)
+    assert back.state.value == "assigned" and "survey-x-1" not in back.recordings

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.callbacks.plan import CallWindow, Campaign, first_call, next_call
+from hotline.callbacks.plan import CallWindow, Campaign, callable_now, first_call, next_call
 
 CST = dt.timezone(dt.timedelta(hours=8))
 CAMPAIGN = Campaign()
@@ -50,8 +50,24 @@ def test_an_attempt_that_would_miss_the_deadline_is_self_evaluation_instead() ->
     assert (
         next_call(CAMPAIGN, ["no_answer"], at("2026-12-03T19:30"), at("2026-12-04T08:00")) is None
     )
-    later = next_call(CAMPAIGN, ["no_answer"], at("2026-12-03T19:30"), at("2026-12-04T12:00"))
+    later = next_call(CAMPAIGN, ["no_answer"], at("2026-12-03T19:30"), at("2026-12-04T14:00"))
     assert later == at("2026-12-04T09:00")  # 20:30 is outside the window: the morning
+
+
+def test_the_last_call_leaves_the_code_its_hours_before_the_deadline() -> None:
+    # a call at 09:00 would leave under 4 hours for the self-evaluation code: the code now
+    assert first_call(CAMPAIGN, at("2026-12-03T20:30"), at("2026-12-04T12:00")) is None
+    assert first_call(CAMPAIGN, at("2026-12-03T20:30"), at("2026-12-04T13:03")) == at(
+        "2026-12-04T09:00"
+    )
+
+
+def test_a_backlog_is_not_called_at_night_nor_close_to_its_deadline() -> None:
+    deadline = at("2026-12-05T17:00")
+    assert callable_now(CAMPAIGN, at("2026-12-03T10:00"), deadline)
+    assert not callable_now(CAMPAIGN, at("2026-12-04T02:00"), deadline)  # due 19:50, cap full
+    assert not callable_now(CAMPAIGN, at("2026-12-03T19:58"), deadline)  # no room before 20:00
+    assert not callable_now(CAMPAIGN, at("2026-12-05T13:00"), deadline)  # the code's 4 hours
 
 
 def test_a_city_that_does_not_call_on_sundays() -> None:
@@ -87,4 +103,5 @@ def test_a_call_is_never_placed_at_night_nor_after_its_deadline(ready: dt.dateti
         return
     local = placed.astimezone(CST)
     assert dt.time(9) <= local.time() and (local + CAMPAIGN.call_time).time() <= dt.time(20)
-    assert start <= placed and placed + CAMPAIGN.call_time <= deadline
+    assert start <= placed
+    assert placed + CAMPAIGN.call_time <= deadline - CAMPAIGN.evaluation_time  # the code's time
