@@ -3,7 +3,8 @@ against the :class:`~hotline.ivr.port.CallChannel` port like the IVR's flows.
 
 The call names the ticket by its number and type — nothing of who the citizen is (Y-1): the
 person who answers may not be the one who called. "1 satisfied, 2 basically satisfied, 3
-unsatisfied"; one more try after a wrong key or silence; for 3 the reason may be said after the
+unsatisfied" (a key during the intro counts at once); one more try after a wrong key or
+silence; for 3 the reason may be said after the
 beep (``#`` or silence ends it), kept as a recording for the unit's re-handling (B-2). A call
 answered with no key at all — an answering machine, silence — is ``no_key``; a hang-up before a
 key is ``hung_up``: the campaign tries again later.
@@ -41,8 +42,9 @@ async def survey(
         intro = [prompt("survey_intro"), prompt("survey_ticket"), *digits(number)]
         if ticket_type in TYPE_PROMPTS:
             intro.append(prompt(f"survey_type_{ticket_type}"))
-        await call.play_through(intro)
-        for _ in range(2):
+        # a citizen who knows the answer may key it during the intro (it stops there)
+        result = KEYS.get(await call.play(intro, interrupt="".join(KEYS)), "")
+        for _ in range(0 if result else 2):
             got = await call.collect([prompt("survey_menu")], 1, key_timeout_ms, terminator="")
             result = KEYS.get(got.digits, "")
             if result:

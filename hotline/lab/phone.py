@@ -347,7 +347,6 @@ DUTY_KEY = """  <pause milliseconds="{after_ms}"/>
 DUTY_SPEAK = """  <pause milliseconds="{after_ms}"/>
   <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>
 """
-SPEECH_MS = 8000  # SIPp's g711a.pcap lasts about this long; the next one starts after it
 
 
 @dataclass
@@ -355,10 +354,10 @@ class DutyLine:
     """A utility's duty line in the lab (rule H-6): SIPp as a UAS on the port the lab's PJSIP
     endpoint ``utility-<name>`` points at (:func:`hotline.lab.render.utility_port`), no
     registration — a citizen's phone for the survey calls too. ``mode``: ``answer`` (after
-    ``answer_after_ms``; presses ``key`` ``key_after_ms`` after the answer, then speaks — SIPp's
-    G.711 sample, ``speeches`` times — and stays ``hold_ms`` unless hung up), ``drop`` (answers
-    and hangs up at once), ``ring`` (never answers; takes the CANCEL), ``busy`` (486) or
-    ``decline`` (603)."""
+    ``answer_after_ms``; presses ``key`` ``key_after_ms`` after the answer, ``speak_after_ms``
+    later speaks — SIPp's G.711 sample — and then stays ``hold_ms`` unless hung up), ``drop``
+    (answers and hangs up at once), ``ring`` (never answers; takes the CANCEL), ``busy`` (486)
+    or ``decline`` (603)."""
 
     root: Path
     workdir_in_root: str
@@ -368,8 +367,9 @@ class DutyLine:
     answer_after_ms: int = 500
     key_after_ms: int = 1500
     key: str = "1"  # the key it presses (a citizen answering the survey: 1, 2 or 3)
-    speak_after_ms: int = 1500  # after the key, then speaks ``speeches`` times back to back
-    speeches: int = 1
+    # after the key, then speaks SIPp's 7 s sample (once: Asterisk drops a replay's RTP, whose
+    # sequence numbers start again)
+    speak_after_ms: int = 1500
     hold_ms: int = 60000
     calls: int = 1
     output: str = ""
@@ -396,9 +396,7 @@ class DutyLine:
             answer_after_ms=self.answer_after_ms, hold_ms=self.hold_ms, **names
         )
         head, ack, rest = answer.partition('  <recv request="ACK" crlf="true"/>\n')
-        speech = DUTY_SPEAK.format(after_ms=self.speak_after_ms) + "".join(
-            DUTY_SPEAK.format(after_ms=SPEECH_MS) for _ in range(self.speeches - 1)
-        )
+        speech = DUTY_SPEAK.format(after_ms=self.speak_after_ms)
         key = DUTY_KEY.format(after_ms=self.key_after_ms, key=self.key)
         keyed = head + ack + key + speech + rest
         return DUTY_HEAD.format(remember=REMEMBER_FROM) + ring + keyed + HANDSET_TAIL

@@ -115,9 +115,9 @@ async def test_key_3_sends_it_back_with_the_reason_and_key_1_closes(
 ) -> None:
     b = backend(**QUICK)
     office = Office(b)
-    # key 3 while the ticket is read out (about 20 s, then the reason's prompt, 6 s, and the
-    # beep); speaks from 20 s to 36 s (SIPp's sample twice), then hangs up: the reason is kept
-    speaking = {"speak_after_ms": 19000, "speeches": 2, "hold_ms": 38000}
+    # key 3 a second into the intro (it stops it; then the reason's prompt, 6 s, and the beep);
+    # speaks from 10 s to 17 s (SIPp's 7 s sample), then hangs up at 20 s: the reason is kept
+    speaking = {"speak_after_ms": 9000, "hold_ms": 10000}
     async with citizen(lab, key="3", key_after_ms=1000, **speaking):
         unhappy = office.to_callback(caller("5001"))
         back = await office.state(unhappy, "assigned")
@@ -127,7 +127,7 @@ async def test_key_3_sends_it_back_with_the_reason_and_key_1_closes(
     name = f"survey-{unhappy}-1"
     assert name in back["recordings"], told(b)  # the reason, said after the beep
     audio = b.api(office.reviewer, "GET", f"/api/v1/tickets/{unhappy}/recordings/{name}")
-    assert len(audio) > 8000  # a second of speech and more (8 kHz, 16-bit)
+    assert len(audio) > 3 * 16000  # three seconds of speech and more (8 kHz, 16-bit)
     [campaign] = office.callbacks(unhappy)
     assert [a["outcome"] for a in campaign["attempts"]] == ["answered"]
 

@@ -21,7 +21,7 @@ async def run(*steps: object, ticket_type: str = "complaint") -> tuple[Answer, S
     [("1", "satisfied"), ("2", "basically_satisfied")],
 )
 async def test_a_key_is_the_answer_and_the_call_ends_with_thanks(key: str, result: str) -> None:
-    answer, call = await run(Press(key))
+    answer, call = await run(Silence(), Press(key))  # heard the intro, then keyed
     assert answer == Answer("answered", result)
     played = call.played()
     assert played[:2] == ["hotline/survey_intro", "hotline/survey_ticket"]
@@ -32,7 +32,7 @@ async def test_a_key_is_the_answer_and_the_call_ends_with_thanks(key: str, resul
 
 
 async def test_the_call_names_the_ticket_never_the_person() -> None:
-    _, call = await run(Press("1"))
+    _, call = await run(Silence(), Press("1"))
     digits = [p.removeprefix("hotline/digit_") for p in call.played() if "digit_" in p]
     assert "".join(digits) == NUMBER  # the ticket's number, digit by digit, and no other
     assert call.caller_number not in "".join(digits)  # the citizen's number is not read out
@@ -55,14 +55,21 @@ async def test_unsatisfied_then_hanging_up_while_speaking_still_counts() -> None
     assert answer.outcome == "answered" and answer.result == "unsatisfied"
 
 
+async def test_a_key_during_the_intro_answers_at_once() -> None:
+    answer, call = await run(Press("3"), Silence())
+    assert answer.result == "unsatisfied"
+    assert ("collect", ["hotline/survey_menu"]) not in call.log  # the question was not needed
+    assert call.played()[0] == "hotline/survey_intro"  # stopped there by the key
+
+
 async def test_a_wrong_key_gets_one_more_try() -> None:
-    answer, call = await run(Press("7"), Press("2"))
+    answer, call = await run(Silence(), Press("7"), Press("2"))
     assert answer == Answer("answered", "basically_satisfied")
     assert "hotline/invalid" in call.played()
 
 
 async def test_no_key_at_all_is_an_answering_machine_or_silence() -> None:
-    answer, call = await run(Silence(), Silence())
+    answer, call = await run(Silence(), Silence(), Silence())  # the intro, then two questions
     assert answer == Answer("no_key")
     assert [op for op, _ in call.log].count("collect") == 2
     assert call.log[-1][0] == "hangup"
