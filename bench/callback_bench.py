@@ -26,11 +26,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +39,14 @@ sys.path.insert(0, str(ROOT))
 
 from hotline import db  # noqa: E402
 from hotline.callbacks.dialer import Dialer, SurveyCalls  # noqa: E402
-from hotline.callbacks.plan import Campaign  # noqa: E402
+from hotline.callbacks.plan import CallWindow, Campaign  # noqa: E402
 from hotline.callbacks.store import Campaigns, callbacks  # noqa: E402
 from hotline.clock import SystemClock  # noqa: E402
 from hotline.jobs import JobQueue, enqueue  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from callback_claimer import BusyLines  # noqa: E402
-
-PG = os.environ.get("HOTLINE_BENCH_PG", "postgresql+asyncpg://hotline@127.0.0.1:5432/test")
-
-
-async def fresh(admin: Any) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return PG.rsplit("/", 1)[0] + "/" + name
+from jobs_bench import PG, fresh  # noqa: E402  (a fresh database per part, as there)
 
 
 async def due_callbacks(engine: Any, n: int) -> None:
@@ -112,7 +102,10 @@ async def one_node(url: str, n: int, cap: int, hold: float) -> tuple[float, int]
     engine = db.make_engine(url)
     await db.upgrade(engine)
     await due_callbacks(engine, n)
-    campaigns = Campaigns(engine, Campaign(), SystemClock(), cap=cap)  # busy: again in 10 min
+    # the default policy (busy: again in 10 min) with the window open all day: the run must
+    # not depend on the hour it is started at
+    policy = Campaign(window=CallWindow(dt.time(0, 0), dt.time.max))
+    campaigns = Campaigns(engine, policy, SystemClock(), cap=cap)
     ari = BusyLines(hold)
     calls = SurveyCalls(ari, "hotline-bench", ring_timeout=5, call_seconds=5)
     ari.calls_out = calls

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import html
+import zoneinfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from hotline.appkeys import SETTINGS
-from hotline.callbacks.store import ANSWERS, Campaigns, figures
+from hotline.appkeys import CLOCK, SETTINGS
+from hotline.callbacks.store import ANSWERS, CALLING, DONE, EVALUATING, Campaigns, figures
 from hotline.errors import Forbidden
 from hotline.ticketing import http as tickets_http
 from hotline.ticketing.actions import OFFICE
@@ -108,32 +109,37 @@ async def ticket_callbacks(request: web.Request) -> web.Response:
 
 
 async def metrics_text(app: web.Application) -> bytes:
-    """The callback figures for ``/metrics`` (from the database; nothing when it is away)."""
-    campaigns = app[CAMPAIGNS]
+    """The callback figures for ``/metrics``: this month's (city time) by unit, and the
+    campaigns by state — from the database; nothing when it is away. A scrape reads one month
+    of campaigns, not all of them; the API has every month."""
+    campaigns, timezone = app[CAMPAIGNS], app[SETTINGS].city.timezone
+    now = app[CLOCK].now().astimezone(zoneinfo.ZoneInfo(timezone))
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     try:
         async with asyncio.timeout(1.0):
-            rows = await campaigns.rows()
+            rows = await campaigns.rows(since=month)
+            counts = await campaigns.counts()
     except Exception:
         return b""
-    shown = figures(rows, app[SETTINGS].city.timezone)
+    shown = figures(rows, timezone)
     registry = CollectorRegistry(auto_describe=True)
     u = ["unit"]
     gauges = {
         "reach_rate": Gauge(
             "hotline_callback_reach_rate",
-            "phone callbacks that reached the citizen",
+            "phone callbacks that reached the citizen, this month",
             u,
             registry=registry,
         ),
         "satisfaction_rate": Gauge(
             "hotline_callback_satisfaction_rate",
-            "(satisfied + basically satisfied) / evaluated",
+            "(satisfied + basically satisfied) / evaluated, this month",
             u,
             registry=registry,
         ),
         "attempts_per_survey": Gauge(
             "hotline_callback_attempts_per_survey",
-            "calls per completed survey",
+            "calls per completed survey, this month",
             u,
             registry=registry,
         ),
@@ -144,10 +150,10 @@ async def metrics_text(app: web.Application) -> bytes:
             if values[name] is not None:
                 gauge.labels(unit or "all").set(values[name])
     states = Gauge("hotline_callbacks", "callback campaigns by state", ["state"], registry=registry)
-    for state in ("calling", "evaluating", "done"):
-        states.labels(state).set(sum(1 for r in rows if r.state == state))
+    for state in (CALLING, EVALUATING, DONE):
+        states.labels(state).set(counts[state])
     busy = Gauge("hotline_callback_calls", "survey calls in progress", registry=registry)
-    busy.set(sum(1 for r in rows if r.call_until is not None))
+    busy.set(counts["calls"])
     return generate_latest(registry)
 
 

@@ -334,9 +334,9 @@ class Campaigns:
             "owner": None,
         }
         if answer:
-            values.update(state=DONE, result=answer, method="phone", done_at=_utc(now))
-            await conn.execute(callbacks.update().where(callbacks.c.id == row.id).values(**values))
-            await self._decide(conn, row, answer, "phone", now, reason=reason, recording=recording)
+            await self._end(
+                conn, row, answer, "phone", now, reason=reason, recording=recording, **values
+            )
             return DONE
         # the spacing runs from the attempt's end: a citizen who rang out is not called at once
         later = next_call(self.campaign, [o[1] for o in outcomes], now, as_utc(row.deadline))
@@ -355,21 +355,10 @@ class Campaigns:
         office's."""
         row = (await conn.execute(sa.select(callbacks).where(callbacks.c.id == key))).one()
         if utility:
-            await conn.execute(
-                callbacks.update()
-                .where(callbacks.c.id == key)
-                .values(state=DONE, result="unreached", method="phone", done_at=_utc(now))
-            )
-            await self._decide(conn, row, "unreached", "phone", now)
+            await self._end(conn, row, "unreached", "phone", now)
             return DONE
-        left = as_utc(row.deadline) - now
-        if left < self.campaign.evaluation_time:  # a code would come too late to be answered
-            await conn.execute(
-                callbacks.update()
-                .where(callbacks.c.id == key)
-                .values(state=DONE, result="unreached", method="", done_at=_utc(now))
-            )
-            await self._decide(conn, row, "unreached", "self_evaluation", now)
+        if as_utc(row.deadline) - now < self.campaign.evaluation_time:  # a code too late
+            await self._end(conn, row, "unreached", "self_evaluation", now)
             return DONE
         await conn.execute(callbacks.update().where(callbacks.c.id == key).values(state=EVALUATING))
         payload = {  # the code is made when it is sent, and kept as its hash only
@@ -381,7 +370,7 @@ class Campaigns:
         await enqueue(conn, EVALUATION_MESSAGE, key, payload, now, now=now, ref=row.ticket_id)
         return EVALUATING
 
-    async def _decide(
+    async def _end(
         self,
         conn: AsyncConnection,
         row: Any,
@@ -391,7 +380,17 @@ class Campaigns:
         *,
         reason: str = "",
         recording: str = "",
-    ) -> None:
+        **more: Any,
+    ) -> bool:
+        """The campaign ends with ``result`` (``more``: other columns to write with it) and,
+        in the same transaction, the job that puts it on the ticket; False: it had ended."""
+        ended = await conn.execute(
+            callbacks.update()
+            .where(callbacks.c.id == row.id, callbacks.c.state != DONE)
+            .values(state=DONE, result=result, method=method, done_at=_utc(now), **more)
+        )
+        if ended.rowcount != 1:
+            return False
         payload = {
             "ticket_id": row.ticket_id,
             "cycle": row.cycle,
@@ -401,6 +400,7 @@ class Campaigns:
             "recording": recording,
         }
         await enqueue(conn, DECIDE, row.id, payload, now, now=now, ref=row.ticket_id)
+        return True
 
     # -- self-evaluation ---------------------------------------------------------------------
     async def lookup(self, code: str) -> Redeemed:
@@ -435,12 +435,7 @@ class Campaigns:
             status = self._status(row)
             if row is None or status.status != "ok":
                 return status
-            await conn.execute(
-                callbacks.update()
-                .where(callbacks.c.id == row.id, callbacks.c.state == EVALUATING)
-                .values(state=DONE, result=answer, method="self_evaluation", done_at=_utc(now))
-            )
-            await self._decide(conn, row, answer, "self_evaluation", now, reason=reason[:500])
+            await self._end(conn, row, answer, "self_evaluation", now, reason=reason[:500])
         self._poke()
         return status
 
@@ -507,13 +502,7 @@ class Campaigns:
                 q = q.with_for_update(skip_locked=True)
             for row in (await conn.execute(q)).all():
                 result = "no_objection" if self.unreached == "no_objection" else "unreached"
-                await conn.execute(
-                    callbacks.update()
-                    .where(callbacks.c.id == row.id)
-                    .values(state=DONE, result=result, method="self_evaluation", done_at=_utc(now))
-                )
-                await self._decide(conn, row, result, "self_evaluation", now)
-                done += 1
+                done += await self._end(conn, row, result, "self_evaluation", now)
         if done:
             self._poke()
         return done
@@ -541,9 +530,24 @@ class Campaigns:
             )
         return int(n or 0)
 
-    async def rows(self) -> Sequence[Any]:
+    async def rows(self, since: dt.datetime | None = None) -> Sequence[Any]:
+        """The campaigns (``since``: those ended from then on), for the figures."""
+        q = sa.select(callbacks)
+        if since is not None:
+            q = q.where(callbacks.c.done_at >= _utc(since))
         async with self.engine.connect() as conn:
-            return (await conn.execute(sa.select(callbacks))).all()
+            return (await conn.execute(q)).all()
+
+    async def counts(self) -> dict[str, int]:
+        """Campaigns by state, and ``calls``: survey calls in progress (for /metrics)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(callbacks.c.state, sa.func.count()).group_by(callbacks.c.state)
+                )
+            ).all()
+        out = {state: 0 for state in (CALLING, EVALUATING, DONE)} | {s: int(n) for s, n in rows}
+        return out | {"calls": await self.in_progress()}
 
 
 def _public(r: Any) -> dict[str, Any]:

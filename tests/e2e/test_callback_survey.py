@@ -171,7 +171,7 @@ async def test_a_citizen_who_never_answers_evaluates_on_the_public_page(
         assert gap >= dt.timedelta(seconds=3)  # then the configured spacing (no answer: 3 s)
         assert campaign["state"] == "evaluating"
         [text] = [m["text"] for m in messages]
-        assert number in text and who not in text
+        assert number in text and who not in text  # rule Y-1: the ticket, not the citizen
         code = re.search(r"/evaluate/([A-Za-z0-9_-]+)", text)
         assert code is not None, text
         page = urllib.request.urlopen(f"{b.url}/evaluate/{code[1]}", timeout=5)

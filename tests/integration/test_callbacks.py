@@ -177,7 +177,7 @@ async def test_attempts_are_spaced_by_outcome_then_the_code_goes_out(hotline: Ho
     await hotline.drain()
     [(phone, text)] = hotline.sms.sent
     assert phone == "13912345678"  # the citizen's own number, the original channel
-    assert t.number in text and URL in text and "李秀英" not in text
+    assert t.number in text and URL in text and "李秀英" not in text  # rule Y-1
     row = await hotline.campaign_row(t)
     assert [o[1] for o in json.loads(row.outcomes)] == ["busy", "no_answer", "no_key"]
     assert (await hotline.campaigns.redeem(hotline.code(), "satisfied")).status == "ok"
@@ -318,7 +318,9 @@ async def test_figures_count_reach_satisfaction_and_attempts(hotline: Hotline) -
     await hotline.campaigns.finish(b2, "answered", answer="unsatisfied")
     await hotline.campaigns.redeem(hotline.code(), "basically_satisfied")
     shown = figures(await hotline.campaigns.rows(), "Asia/Shanghai")
-    assert {first.id, second.id, third.id}  # three tickets, three campaigns
+    assert (await hotline.campaign_row(third)).method == "self_evaluation"  # the written one
+    assert (await hotline.campaign_row(first)).attempts == 1
+    assert (await hotline.campaign_row(second)).attempts == 2
     whole = shown["all"]
     assert (whole["ended"], whole["phone_ended"], whole["reached"]) == (3, 2, 2)
     assert whole["reach_rate"] == 1.0
@@ -452,7 +454,7 @@ async def test_the_code_is_never_stored_in_clear_and_a_log_gateway_sends_none(
     async with engine.connect() as conn:
         payloads = (await conn.execute(sa.select(jobs.c.payload))).all()
         stored = (await conn.execute(sa.select(callbacks.c.code_hash))).scalar_one()
-    assert all(code not in p for (p,) in payloads)  # the job that sent it kept no code
+    assert all(code not in p for (p,) in payloads)  # the job that sent it kept no code (Y-1)
     assert stored != code and len(stored) == 64
     # the same with the SMS port only logging (watch.sms = "log"): no citizen is reached
     quiet = CallbackJobs(
@@ -465,7 +467,8 @@ async def test_the_code_is_never_stored_in_clear_and_a_log_gateway_sends_none(
     assert (row.state, row.result) == ("done", "unreached")
     tasks = await h.rows(office_tasks, office_tasks.c.ticket_id == other.id)
     assert [r.kind for r in tasks] == ["callback_unreached"]
-    assert t.id != other.id
+    assert (await h.campaigns.lookup(code)).status == "ok"  # the first code still works
+    assert (await h.campaign_row(t)).state == "evaluating"
 
 
 async def test_an_answer_whose_recording_cannot_be_taken_is_decided_without_it(

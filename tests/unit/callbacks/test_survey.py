@@ -31,7 +31,7 @@ async def test_a_key_is_the_answer_and_the_call_ends_with_thanks(key: str, resul
     assert call.log[-1][0] == "hangup"
 
 
-async def test_the_call_names_the_ticket_never_the_person() -> None:
+async def test_the_call_names_the_ticket_never_the_person() -> None:  # rule Y-1
     _, call = await run(Silence(), Press("1"))
     digits = [p.removeprefix("hotline/digit_") for p in call.played() if "digit_" in p]
     assert "".join(digits) == NUMBER  # the ticket's number, digit by digit, and no other
